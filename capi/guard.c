@@ -1,0 +1,74 @@
+// guard.c holds the fork guard and the C entry points of the C ABI.
+//
+// A child forked from a process running the Go runtime hangs as soon as it
+// enters Go (golang/go#15538), so every public entry point checks a flag set
+// by a pthread_atfork child handler before it calls into Go.
+#include <pthread.h>
+#include <string.h>
+#include "include/mpgo.h"
+#include "_cgo_export.h"
+
+static volatile int forked_flag;
+
+static void on_fork_child(void) { forked_flag = 1; }
+
+__attribute__((constructor)) static void mpgo_guard_init(void) {
+	pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+int mpgo_forked(void) { return forked_flag; }
+
+static __thread char errbuf[512];
+
+void mpgo_set_errmsg(const char *msg, size_t n) {
+	if (n >= sizeof errbuf) n = sizeof errbuf - 1;
+	memcpy(errbuf, msg, n);
+	errbuf[n] = 0;
+}
+
+int mpgo_errmsg(char *buf, size_t len) {
+	size_t n = strlen(errbuf);
+	if (len > 0) {
+		size_t c = n < len - 1 ? n : len - 1;
+		memcpy(buf, errbuf, c);
+		buf[c] = 0;
+	}
+	return (int)n;
+}
+
+#define GUARD()                                                              \
+	do {                                                                 \
+		if (forked_flag) {                                           \
+			static const char m[] = "mpgo engine used after fork";  \
+			mpgo_set_errmsg(m, sizeof m - 1);                    \
+			return MPGO_EFORKED;                                 \
+		}                                                            \
+	} while (0)
+
+const char *mpgo_version(void) { return "0.1.0"; }
+
+int mpgo_process_start(char *const argv[], const int *fds, int nfds,
+                       int death_signal, int64_t *handle, int *pid) {
+	GUARD();
+	return goProcessStart((char **)argv, (int *)fds, nfds, death_signal, handle, pid);
+}
+
+int mpgo_process_wait(int64_t handle, double timeout, int64_t *status) {
+	GUARD();
+	return goProcessWait(handle, timeout, status);
+}
+
+int mpgo_process_signal(int64_t handle, int sig) {
+	GUARD();
+	return goProcessSignal(handle, sig);
+}
+
+int mpgo_process_release(int64_t handle) {
+	GUARD();
+	return goProcessRelease(handle);
+}
+
+int mpgo_live_handles(void) {
+	if (forked_flag) return MPGO_EFORKED;
+	return goLiveHandles();
+}

@@ -1,0 +1,99 @@
+"""The one private door to mpgo's native engine.
+
+Everything in mpgo that needs Go goes through this module. It loads the one
+shared object that holds the Go runtime: gopy's module ``_pybind`` and the
+hand-written fast paths ``_fast`` come from the same file, so a process never
+holds two Go runtimes.
+
+A child forked from a process running Go would hang on its first call into
+Go, so after os.fork() every entry point here raises RuntimeError instead
+(the C fast paths check a pthread_atfork flag for the same reason).
+"""
+import importlib.machinery
+import importlib.util
+import json
+import os
+
+from . import _errors
+from ._native import _pybind as _g
+
+__all__ = ["spawn", "wait", "send_signal", "release", "fast"]
+
+
+def _load_fast():
+    path = _g.__spec__.origin
+    name = __package__ + "._native._fast"
+    loader = importlib.machinery.ExtensionFileLoader(name, path)
+    spec = importlib.util.spec_from_file_location(name, path, loader=loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+fast = _load_fast()
+_NOT_DONE = 1 << 40
+_handles = {}  # pid -> engine handle
+
+
+class _Forked:
+    """Stands in for the native modules in a forked child."""
+
+    def __getattr__(self, name):
+        raise RuntimeError(
+            "mpgo: the engine cannot be used in a process forked from one "
+            "running the Go runtime (golang/go#15538); start children with "
+            "mpgo.Process, which spawns a fresh interpreter")
+
+
+def _after_fork_in_child():
+    global _g, fast
+    _g = fast = _Forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _call(fn, *args):
+    try:
+        return fn(*args)
+    except RuntimeError as e:
+        raise _errors.translate(e) from None
+
+
+def spawn(argv, fds, death_signal=0, env=None):
+    """Start argv[0] with argv; fds[i] becomes the child's fd i.
+
+    Returns (pid, pidfd). The pidfd is readable once the child exits and
+    stays owned by the engine until release(pid). death_signal, if not 0, is
+    delivered to the child when this process dies, even by SIGKILL."""
+    envj = "" if env is None else json.dumps(["%s=%s" % kv for kv in env.items()])
+    h = _call(_g.pybind_ProcessStart, json.dumps(list(argv)),
+              json.dumps([int(fd) for fd in fds]), envj, int(death_signal))
+    pid = _call(_g.pybind_ProcessPid, h)
+    _handles[pid] = h
+    return pid, _call(_g.pybind_ProcessPidfd, h)
+
+
+def wait(pid, timeout):
+    """Wait up to timeout seconds (<= 0: just poll) for the child pid and
+    return its exit code (n, or -signal), or None if it is still running.
+    Callers wait in slices of at most 0.1 s so signal handlers can run."""
+    st = _call(_g.pybind_ProcessWait, _handles[pid], max(float(timeout), 0.0))
+    return None if st == _NOT_DONE else st
+
+
+def send_signal(pid, sig):
+    """Send sig to the child pid; an exited child is not an error."""
+    _call(_g.pybind_ProcessSignal, _handles[pid], int(sig))
+
+
+def release(pid):
+    """Forget the child pid and close its pidfd."""
+    h = _handles.pop(pid, None)
+    if h is not None:
+        _call(_g.pybind_ProcessRelease, h)
+
+
+def live_handles():
+    """How many engine objects this process still holds (for leak tests)."""
+    return _call(_g.pybind_LiveHandles)

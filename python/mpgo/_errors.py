@@ -1,0 +1,61 @@
+"""The one table that turns engine error codes into Python exceptions.
+
+gopy raises RuntimeError for every Go error, and the C fast paths return
+negative codes. Both carry the stable codes of core/errs (see
+docs/DESIGN.md); this module maps them to the exceptions CPython's
+multiprocessing raises.
+"""
+import errno as _errno
+import os
+import queue
+import re
+import threading
+
+EMPTY, FULL, TIMEOUT, CLOSED, OS, VALUE, PROCESS, AUTH, FORKED, BROKEN, \
+    TOOSHORT, INTERNAL, NOTOWNER, TOOMANY, INTERRUPT, NOTSUPPORTED = range(1, 17)
+
+_CODED = re.compile(r"^E(\d+):(-?\d+): ?(.*)$", re.S)
+
+
+def _context_exc(name):
+    from . import context
+    return getattr(context, name)
+
+
+def exception(code, message="", err=0):
+    """Return the exception instance for an engine error code."""
+    if code == EMPTY:
+        return queue.Empty()
+    if code == FULL:
+        return queue.Full()
+    if code == TIMEOUT:
+        return TimeoutError(message)
+    if code == CLOSED:
+        return OSError(_errno.EBADF, message or "handle is closed")
+    if code == OS:
+        return OSError(err, os.strerror(err) if err else message)
+    if code in (VALUE, TOOMANY):
+        return ValueError(message)
+    if code == PROCESS:
+        return _context_exc("ProcessError")(message)
+    if code == AUTH:
+        return _context_exc("AuthenticationError")(message)
+    if code == BROKEN:
+        return threading.BrokenBarrierError(message)
+    if code == TOOSHORT:
+        return _context_exc("BufferTooShort")(message)
+    if code == NOTOWNER:
+        return AssertionError(message)
+    if code == NOTSUPPORTED:
+        return NotImplementedError(message)
+    return RuntimeError(message)  # FORKED, INTERNAL and anything unknown
+
+
+def translate(exc):
+    """Map a RuntimeError raised by gopy to the right exception.
+
+    Use as ``except RuntimeError as e: raise translate(e) from None``."""
+    m = _CODED.match(str(exc))
+    if m is None:
+        return exc
+    return exception(int(m.group(1)), m.group(3), int(m.group(2)))
