@@ -81,5 +81,5 @@ func goProcessRelease(handle C.int64_t) (rc C.int) {
 
 //export goLiveHandles
 func goLiveHandles() C.int {
-	return C.int(capiProcs.len())
+	return C.int(capiProcs.len() + capiArenas.len())
 }

@@ -8,7 +8,9 @@
 #include "include/mpgo.h"
 #include "_cgo_export.h"
 
-static volatile int forked_flag;
+/* mpgo_forked_flag is read directly by the Python fast path. */
+volatile int mpgo_forked_flag;
+#define forked_flag mpgo_forked_flag
 
 static void on_fork_child(void) { forked_flag = 1; }
 
@@ -71,4 +73,69 @@ int mpgo_process_release(int64_t handle) {
 int mpgo_live_handles(void) {
 	if (forked_flag) return MPGO_EFORKED;
 	return goLiveHandles();
+}
+
+int mpgo_sync_init(void *mem, int kind, uint32_t value, uint32_t max) {
+	GUARD();
+	return goSyncInit(mem, kind, value, max);
+}
+
+int mpgo_lock_acquire(void *mem, int kind, uint32_t pid, uint32_t tid, double timeout) {
+	GUARD();
+	return goLockAcquire(mem, kind, pid, tid, timeout);
+}
+
+int mpgo_lock_release(void *mem, int kind, uint32_t pid, uint32_t tid) {
+	GUARD();
+	return goLockRelease(mem, kind, pid, tid);
+}
+
+int mpgo_sem_acquire(void *mem, double timeout) {
+	GUARD();
+	return goSemAcquire(mem, timeout);
+}
+
+int mpgo_sem_release(void *mem, int n) {
+	GUARD();
+	return goSemRelease(mem, n);
+}
+
+int mpgo_takeovers(uint32_t *pid) {
+	GUARD();
+	return goTakeovers(pid);
+}
+
+int mpgo_arena_new(int64_t size, int64_t *handle) {
+	GUARD();
+	return goArenaNew(size, handle);
+}
+
+int mpgo_arena_attach(const char *ref, int64_t *handle) {
+	GUARD();
+	return goArenaAttach((char *)ref, handle);
+}
+
+int mpgo_arena_ref(int64_t handle, char *buf, size_t len) {
+	GUARD();
+	return goArenaRef(handle, buf, len);
+}
+
+int mpgo_arena_base(int64_t handle, void **base, int64_t *size) {
+	GUARD();
+	return goArenaBase(handle, base, size);
+}
+
+int mpgo_arena_alloc(int64_t handle, int64_t n, int64_t align, int64_t *off) {
+	GUARD();
+	return goArenaAlloc(handle, n, align, off);
+}
+
+int mpgo_arena_free(int64_t handle, int64_t off) {
+	GUARD();
+	return goArenaFree(handle, off);
+}
+
+int mpgo_arena_close(int64_t handle) {
+	GUARD();
+	return goArenaClose(handle);
 }

@@ -54,4 +54,4 @@ func (t *table[T]) len() int {
 
 // LiveHandles reports how many engine objects Python still holds; tests use
 // it to prove nothing leaks.
-func LiveHandles() int { return procs.len() }
+func LiveHandles() int { return procs.len() + arenas.len() }

@@ -36,3 +36,12 @@ func guard(err *error) {
 		*err = fmt.Errorf("E%d:0: %w: panic: %v\n%s", errs.CodeInternal, errs.ErrInternal, r, debug.Stack())
 	}
 }
+
+// SelfTestPanic panics inside Go. Tests use it to prove that a Go panic
+// reaches Python as an exception instead of aborting the interpreter.
+func SelfTestPanic() (err error) {
+	defer guard(&err)
+	var m map[string]int
+	m["boom"] = 1 // assignment to a nil map panics
+	return nil
+}

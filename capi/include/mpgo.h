@@ -44,6 +44,9 @@ extern "C" {
  * Go runtime (1) or not (0). It never enters Go. */
 int mpgo_forked(void);
 
+/* mpgo_forked_flag is what mpgo_forked returns, for inline checks. */
+extern volatile int mpgo_forked_flag;
+
 /* mpgo_errmsg copies the calling thread's last error message into buf
  * (NUL-terminated, truncated to len) and returns its full length. */
 int mpgo_errmsg(char *buf, size_t len);
@@ -66,6 +69,77 @@ int mpgo_process_signal(int64_t handle, int sig);
 
 /* mpgo_process_release forgets the child and closes its pidfd. */
 int mpgo_process_release(int64_t handle);
+
+/* ---- Synchronisation primitives in shared memory (core/sync) ----
+ *
+ * A primitive is a 16-byte region, aligned to 8, inside memory shared by the
+ * processes (an arena, see below). The layouts are core/sync's:
+ *
+ * Lock and RLock:                      Semaphore:
+ *   off  0 uint32 state 0/1/2 (futex)    off 0 uint32 value (futex)
+ *   off  4 uint32 owner pid              off 4 uint32 max (0: unbounded)
+ *   off  8 uint32 owner tid              off 8 uint32 sleepers
+ *   off 12 uint32 count (RLock)          off 12 reserved
+ */
+#define MPGO_LOCK_SIZE   16
+#define MPGO_LOCK_STATE   0
+#define MPGO_LOCK_PID     4
+#define MPGO_LOCK_TID     8
+#define MPGO_LOCK_COUNT  12
+#define MPGO_SEM_VALUE    0
+#define MPGO_SEM_MAX      4
+#define MPGO_SEM_SLEEPERS 8
+#define MPGO_SEM_VALUE_MAX 2147483647
+
+#define MPGO_KIND_LOCK      0
+#define MPGO_KIND_RLOCK     1
+#define MPGO_KIND_SEMAPHORE 2
+
+/* mpgo_sync_init initialises mem as a primitive of kind. value and max are
+ * used by MPGO_KIND_SEMAPHORE only (max 0: unbounded). */
+int mpgo_sync_init(void *mem, int kind, uint32_t value, uint32_t max);
+
+/* mpgo_lock_acquire takes a Lock or RLock for (pid, tid), waiting at most
+ * timeout seconds (< 0: forever). Returns 1 if taken, 0 on timeout. A lock
+ * whose holder died is taken over (see mpgo_takeovers). */
+int mpgo_lock_acquire(void *mem, int kind, uint32_t pid, uint32_t tid, double timeout);
+
+/* mpgo_lock_release releases a Lock or RLock held by (pid, tid). */
+int mpgo_lock_release(void *mem, int kind, uint32_t pid, uint32_t tid);
+
+/* mpgo_sem_acquire takes one unit, waiting at most timeout seconds (< 0:
+ * forever). Returns 1 if taken, 0 on timeout. */
+int mpgo_sem_acquire(void *mem, double timeout);
+
+/* mpgo_sem_release adds n units (MPGO_ETOOMANY past a bound). */
+int mpgo_sem_release(void *mem, int n);
+
+/* mpgo_takeovers returns how many locks were taken over from dead holders
+ * since the last call, and the pid of the last dead holder in *pid. */
+int mpgo_takeovers(uint32_t *pid);
+
+/* ---- Arenas: shared memory that other processes attach by reference ---- */
+
+/* mpgo_arena_new creates an arena of size bytes. */
+int mpgo_arena_new(int64_t size, int64_t *handle);
+
+/* mpgo_arena_attach attaches the arena named by ref ("pid:fd:size"). */
+int mpgo_arena_attach(const char *ref, int64_t *handle);
+
+/* mpgo_arena_ref writes this process's reference to the arena into buf. */
+int mpgo_arena_ref(int64_t handle, char *buf, size_t len);
+
+/* mpgo_arena_base stores the arena's address in this process and its size. */
+int mpgo_arena_base(int64_t handle, void **base, int64_t *size);
+
+/* mpgo_arena_alloc allocates n bytes aligned to align; *off is the offset. */
+int mpgo_arena_alloc(int64_t handle, int64_t n, int64_t align, int64_t *off);
+
+/* mpgo_arena_free frees the block at off. */
+int mpgo_arena_free(int64_t handle, int64_t off);
+
+/* mpgo_arena_close unmaps the arena in this process. */
+int mpgo_arena_close(int64_t handle);
 
 /* mpgo_live_handles counts live handles of every kind (0 after cleanup). */
 int mpgo_live_handles(void);
