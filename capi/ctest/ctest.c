@@ -42,6 +42,41 @@ static void test_process(void) {
 	CHECK(mpgo_errmsg(msg, sizeof msg) > 0, "errmsg");
 }
 
+static void test_arena_and_locks(void) {
+	int64_t h = 0, off = 0, size = 0;
+	void *base = NULL;
+	char ref[64];
+	CHECK(mpgo_arena_new(1 << 16, &h) == 0, "arena new");
+	CHECK(mpgo_arena_alloc(h, MPGO_LOCK_SIZE, 16, &off) == 0 && off > 0, "alloc %lld", (long long)off);
+	CHECK(mpgo_arena_base(h, &base, &size) == 0 && base && size == 1 << 16, "base");
+	CHECK(mpgo_arena_ref(h, ref, sizeof ref) == 0 && strchr(ref, ':'), "ref %s", ref);
+	void *lock = (char *)base + off;
+	CHECK(mpgo_sync_init(lock, MPGO_KIND_RLOCK, 0, 0) == 0, "init rlock");
+	CHECK(mpgo_lock_acquire(lock, MPGO_KIND_RLOCK, getpid(), 1, 0) == 1, "acquire");
+	CHECK(mpgo_lock_acquire(lock, MPGO_KIND_RLOCK, getpid(), 1, 0) == 1, "reacquire");
+	CHECK(mpgo_lock_acquire(lock, MPGO_KIND_RLOCK, getpid(), 2, 0.01) == 0, "other thread times out");
+	CHECK(mpgo_lock_release(lock, MPGO_KIND_RLOCK, getpid(), 2) == MPGO_ENOTOWNER, "non-owner release");
+	CHECK(mpgo_lock_release(lock, MPGO_KIND_RLOCK, getpid(), 1) == 0, "release 1");
+	CHECK(mpgo_lock_release(lock, MPGO_KIND_RLOCK, getpid(), 1) == 0, "release 2");
+	CHECK(mpgo_lock_acquire(lock, MPGO_KIND_RLOCK, getpid(), 2, 0) == 1, "free again");
+
+	int64_t h2 = 0;
+	CHECK(mpgo_arena_attach(ref, &h2) == 0, "attach own ref");
+	void *base2 = NULL;
+	CHECK(mpgo_arena_base(h2, &base2, &size) == 0 && base2 != base, "second mapping");
+	/* Same memory through the second mapping: the lock is held. */
+	CHECK(mpgo_lock_acquire((char *)base2 + off, MPGO_KIND_RLOCK, getpid(), 3, 0) == 0, "shared state");
+
+	int64_t sem_off = 0;
+	CHECK(mpgo_arena_alloc(h, MPGO_LOCK_SIZE, 16, &sem_off) == 0, "alloc sem");
+	void *sem = (char *)base + sem_off;
+	CHECK(mpgo_sync_init(sem, MPGO_KIND_SEMAPHORE, 1, 1) == 0, "init bounded sem");
+	CHECK(mpgo_sem_acquire(sem, 0) == 1 && mpgo_sem_acquire(sem, 0.01) == 0, "sem counts");
+	CHECK(mpgo_sem_release(sem, 1) == 0 && mpgo_sem_release(sem, 1) == MPGO_ETOOMANY, "bounded");
+	CHECK(mpgo_arena_free(h, sem_off) == 0 && mpgo_arena_free(h, sem_off) == MPGO_EVALUE, "double free");
+	CHECK(mpgo_arena_close(h2) == 0 && mpgo_arena_close(h) == 0, "close");
+}
+
 static void test_fork_guard(void) {
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -57,6 +92,7 @@ static void test_fork_guard(void) {
 
 int main(void) {
 	test_process();
+	test_arena_and_locks();
 	test_fork_guard();
 	CHECK(mpgo_live_handles() == 0, "handles left: %d", mpgo_live_handles());
 	printf("ctest: %d passed, %d failed\n", checks - failures, failures);
