@@ -80,6 +80,13 @@ int mpgo_process_release(int64_t handle);
  *   off  4 uint32 owner pid              off 4 uint32 max (0: unbounded)
  *   off  8 uint32 owner tid              off 8 uint32 sleepers
  *   off 12 uint32 count (RLock)          off 12 reserved
+ *
+ * A lock is free when state is 0. Uncontended acquire: CAS state 0->1, then
+ * store tid, then pid, then (RLock) count 1. Release: count 0, pid 0, then
+ * exchange state with 0 and FUTEX_WAKE one waiter if it was 2. A semaphore
+ * acquire is a CAS value v->v-1 (v > 0); release is a CAS v->v+1 followed by
+ * FUTEX_WAKE if sleepers != 0. Waiting is done by mpgo_lock_acquire and
+ * mpgo_sem_acquire, which also take a lock over from a dead holder.
  */
 #define MPGO_LOCK_SIZE   16
 #define MPGO_LOCK_STATE   0

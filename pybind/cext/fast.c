@@ -149,8 +149,10 @@ static inline int try_take(SemLock *s) {
 	}
 	uint32_t z = 0;
 	if (__atomic_compare_exchange_n(v, &z, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
-		__atomic_store_n(W_PID(s), my_pid, __ATOMIC_RELAXED);
+		/* core/sync's order: tid before pid, so a thread of this process
+		 * never sees its own pid with a previous holder's tid. */
 		__atomic_store_n(W_TID(s), tid(), __ATOMIC_RELAXED);
+		__atomic_store_n(W_PID(s), my_pid, __ATOMIC_RELEASE);
 		if (s->kind == MPGO_KIND_RLOCK) __atomic_store_n(W_COUNT(s), 1, __ATOMIC_RELAXED);
 		return 1;
 	}
