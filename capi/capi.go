@@ -16,52 +16,10 @@ import "C"
 import (
 	"fmt"
 	"runtime/debug"
-	"sync"
 	"unsafe"
 
 	"github.com/mpgo/mpgo/core/errs"
 )
-
-// capiTable maps C handles to engine objects. Handles start above 1000 so a
-// zeroed handle never names a live object.
-type capiTable[T any] struct {
-	mu   sync.Mutex
-	next int64
-	m    map[int64]T
-}
-
-func (t *capiTable[T]) put(v T) int64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.m == nil {
-		t.m = make(map[int64]T)
-		t.next = 1000
-	}
-	t.next++
-	t.m[t.next] = v
-	return t.next
-}
-
-func (t *capiTable[T]) get(h int64) (T, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	v, ok := t.m[h]
-	return v, ok
-}
-
-func (t *capiTable[T]) take(h int64) (T, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	v, ok := t.m[h]
-	delete(t.m, h)
-	return v, ok
-}
-
-func (t *capiTable[T]) len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.m)
-}
 
 // capiErr records err's message for mpgo_errmsg and returns its negated code.
 func capiErr(err error) C.int {
@@ -83,5 +41,3 @@ func capiRecover(rc *C.int) {
 		*rc = capiErr(fmt.Errorf("%w: panic: %v\n%s", errs.ErrInternal, r, debug.Stack()))
 	}
 }
-
-var errBadHandle = fmt.Errorf("unknown handle: %w", errs.ErrClosed)

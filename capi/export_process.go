@@ -6,14 +6,13 @@ package main
 import "C"
 
 import (
+	"github.com/mpgo/mpgo/internal/handles"
 	"syscall"
 	"time"
 	"unsafe"
 
 	"github.com/mpgo/mpgo/core/process"
 )
-
-var capiProcs capiTable[*process.Process]
 
 //export goProcessStart
 func goProcessStart(argv **C.char, fds *C.int, nfds C.int, deathSignal C.int, handle *C.int64_t, pid *C.int) (rc C.int) {
@@ -32,7 +31,7 @@ func goProcessStart(argv **C.char, fds *C.int, nfds C.int, deathSignal C.int, ha
 	if err != nil {
 		return capiErr(err)
 	}
-	*handle = C.int64_t(capiProcs.put(p))
+	*handle = C.int64_t(handles.Procs.Put(p))
 	*pid = C.int(p.Pid)
 	return 0
 }
@@ -40,9 +39,9 @@ func goProcessStart(argv **C.char, fds *C.int, nfds C.int, deathSignal C.int, ha
 //export goProcessWait
 func goProcessWait(handle C.int64_t, timeout C.double, status *C.int64_t) (rc C.int) {
 	defer capiRecover(&rc)
-	p, ok := capiProcs.get(int64(handle))
-	if !ok {
-		return capiErr(errBadHandle)
+	p, err := handles.Procs.Get(int64(handle))
+	if err != nil {
+		return capiErr(err)
 	}
 	d := time.Duration(float64(timeout) * float64(time.Second))
 	if timeout < 0 {
@@ -63,9 +62,9 @@ func goProcessWait(handle C.int64_t, timeout C.double, status *C.int64_t) (rc C.
 //export goProcessSignal
 func goProcessSignal(handle C.int64_t, sig C.int) (rc C.int) {
 	defer capiRecover(&rc)
-	p, ok := capiProcs.get(int64(handle))
-	if !ok {
-		return capiErr(errBadHandle)
+	p, err := handles.Procs.Get(int64(handle))
+	if err != nil {
+		return capiErr(err)
 	}
 	return capiErr(p.Signal(syscall.Signal(sig)))
 }
@@ -73,7 +72,7 @@ func goProcessSignal(handle C.int64_t, sig C.int) (rc C.int) {
 //export goProcessRelease
 func goProcessRelease(handle C.int64_t) (rc C.int) {
 	defer capiRecover(&rc)
-	if p, ok := capiProcs.take(int64(handle)); ok {
+	if p, ok := handles.Procs.Take(int64(handle)); ok {
 		return capiErr(p.Release())
 	}
 	return 0
@@ -81,5 +80,5 @@ func goProcessRelease(handle C.int64_t) (rc C.int) {
 
 //export goLiveHandles
 func goLiveHandles() C.int {
-	return C.int(capiProcs.len() + capiArenas.len())
+	return C.int(handles.Live())
 }

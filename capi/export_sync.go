@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"fmt"
+	"github.com/mpgo/mpgo/internal/handles"
 	gosync "sync"
 	"time"
 	"unsafe"
@@ -143,8 +144,6 @@ func goTakeovers(pid *C.uint32_t) C.int {
 	return C.int(n)
 }
 
-var capiArenas capiTable[*shm.Arena]
-
 //export goArenaNew
 func goArenaNew(size C.int64_t, handle *C.int64_t) (rc C.int) {
 	defer capiRecover(&rc)
@@ -152,7 +151,7 @@ func goArenaNew(size C.int64_t, handle *C.int64_t) (rc C.int) {
 	if err != nil {
 		return capiErr(err)
 	}
-	*handle = C.int64_t(capiArenas.put(a))
+	*handle = C.int64_t(handles.Arenas.Put(a))
 	return 0
 }
 
@@ -167,16 +166,16 @@ func goArenaAttach(ref *C.char, handle *C.int64_t) (rc C.int) {
 	if err != nil {
 		return capiErr(err)
 	}
-	*handle = C.int64_t(capiArenas.put(a))
+	*handle = C.int64_t(handles.Arenas.Put(a))
 	return 0
 }
 
 //export goArenaRef
 func goArenaRef(handle C.int64_t, buf *C.char, n C.size_t) (rc C.int) {
 	defer capiRecover(&rc)
-	a, ok := capiArenas.get(int64(handle))
-	if !ok {
-		return capiErr(errBadHandle)
+	a, err := handles.Arenas.Get(int64(handle))
+	if err != nil {
+		return capiErr(err)
 	}
 	s := a.Segment().Ref().String()
 	if int(n) < len(s)+1 {
@@ -191,9 +190,9 @@ func goArenaRef(handle C.int64_t, buf *C.char, n C.size_t) (rc C.int) {
 //export goArenaBase
 func goArenaBase(handle C.int64_t, base *unsafe.Pointer, size *C.int64_t) (rc C.int) {
 	defer capiRecover(&rc)
-	a, ok := capiArenas.get(int64(handle))
-	if !ok {
-		return capiErr(errBadHandle)
+	a, err := handles.Arenas.Get(int64(handle))
+	if err != nil {
+		return capiErr(err)
 	}
 	b := a.Bytes()
 	*base = unsafe.Pointer(unsafe.SliceData(b))
@@ -204,9 +203,9 @@ func goArenaBase(handle C.int64_t, base *unsafe.Pointer, size *C.int64_t) (rc C.
 //export goArenaAlloc
 func goArenaAlloc(handle C.int64_t, n, align C.int64_t, off *C.int64_t) (rc C.int) {
 	defer capiRecover(&rc)
-	a, ok := capiArenas.get(int64(handle))
-	if !ok {
-		return capiErr(errBadHandle)
+	a, err := handles.Arenas.Get(int64(handle))
+	if err != nil {
+		return capiErr(err)
 	}
 	o, err := a.Alloc(int(n), int(align))
 	if err != nil {
@@ -219,9 +218,9 @@ func goArenaAlloc(handle C.int64_t, n, align C.int64_t, off *C.int64_t) (rc C.in
 //export goArenaFree
 func goArenaFree(handle C.int64_t, off C.int64_t) (rc C.int) {
 	defer capiRecover(&rc)
-	a, ok := capiArenas.get(int64(handle))
-	if !ok {
-		return capiErr(errBadHandle)
+	a, err := handles.Arenas.Get(int64(handle))
+	if err != nil {
+		return capiErr(err)
 	}
 	return capiErr(a.Free(int(off)))
 }
@@ -229,7 +228,7 @@ func goArenaFree(handle C.int64_t, off C.int64_t) (rc C.int) {
 //export goArenaClose
 func goArenaClose(handle C.int64_t) (rc C.int) {
 	defer capiRecover(&rc)
-	if a, ok := capiArenas.take(int64(handle)); ok {
+	if a, ok := handles.Arenas.Take(int64(handle)); ok {
 		return capiErr(a.Segment().Close())
 	}
 	return 0

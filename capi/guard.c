@@ -139,3 +139,60 @@ int mpgo_arena_close(int64_t handle) {
 	GUARD();
 	return goArenaClose(handle);
 }
+
+int mpgo_queue_new(int64_t maxsize, int64_t *handle) {
+	GUARD();
+	return goQueueNew(maxsize, handle);
+}
+
+int mpgo_queue_attach(const char *ref, int64_t *handle) {
+	GUARD();
+	return goQueueAttach((char *)ref, handle);
+}
+
+int mpgo_queue_ref(int64_t handle, char *buf, size_t len) {
+	GUARD();
+	return goQueueRef(handle, buf, len);
+}
+
+int mpgo_queue_put(int64_t handle, const void *msg, int64_t n, double timeout) {
+	GUARD();
+	return goQueuePut(handle, (void *)msg, n, timeout);
+}
+
+int mpgo_queue_put_many(int64_t handle, const void *const *msgs, const int64_t *lens,
+                        int64_t count, double timeout, int64_t *done) {
+	GUARD();
+	return goQueuePutMany(handle, (void **)msgs, (int64_t *)lens, count, timeout, done);
+}
+
+int mpgo_queue_get(int64_t handle, void *buf, int64_t size, double timeout, int64_t *n) {
+	GUARD();
+	return goQueueGet(handle, buf, size, timeout, n);
+}
+
+int mpgo_queue_get_many(int64_t handle, void *buf, int64_t size, int64_t max,
+                        double timeout, int64_t *lens, int64_t *count) {
+	GUARD();
+	return goQueueGetMany(handle, buf, size, max, timeout, lens, count);
+}
+
+int mpgo_queue_len(int64_t handle, int64_t *n) {
+	GUARD();
+	return goQueueLen(handle, n);
+}
+
+int mpgo_queue_task_done(int64_t handle) {
+	GUARD();
+	return goQueueTaskDone(handle);
+}
+
+int mpgo_queue_join(int64_t handle, double timeout) {
+	GUARD();
+	return goQueueJoin(handle, timeout);
+}
+
+int mpgo_queue_close(int64_t handle) {
+	GUARD();
+	return goQueueClose(handle);
+}

@@ -8,9 +8,8 @@ import (
 
 	"github.com/mpgo/mpgo/core/errs"
 	"github.com/mpgo/mpgo/core/process"
+	"github.com/mpgo/mpgo/internal/handles"
 )
-
-var procs table[*process.Process]
 
 // NotDone is what ProcessWait returns while the child is still running; it
 // lies outside the range of exit codes and negated signal numbers.
@@ -39,13 +38,13 @@ func ProcessStart(argvJSON, fdsJSON, envJSON string, deathSignal int) (h int64, 
 	if err != nil {
 		return 0, wrap(err)
 	}
-	return procs.put(p), nil
+	return handles.Procs.Put(p), nil
 }
 
 // ProcessPid returns the pid of the child behind handle h.
 func ProcessPid(h int64) (pid int, err error) {
 	defer guard(&err)
-	p, err := procs.get(h)
+	p, err := handles.Procs.Get(h)
 	if err != nil {
 		return 0, wrap(err)
 	}
@@ -56,7 +55,7 @@ func ProcessPid(h int64) (pid int, err error) {
 // child exits. It stays owned by the engine until ProcessRelease.
 func ProcessPidfd(h int64) (fd int, err error) {
 	defer guard(&err)
-	p, err := procs.get(h)
+	p, err := handles.Procs.Get(h)
 	if err != nil {
 		return 0, wrap(err)
 	}
@@ -68,7 +67,7 @@ func ProcessPidfd(h int64) (fd int, err error) {
 // most 0.1 s so that signal handlers run between slices.
 func ProcessWait(h int64, timeout float64) (status int64, err error) {
 	defer guard(&err)
-	p, err := procs.get(h)
+	p, err := handles.Procs.Get(h)
 	if err != nil {
 		return 0, wrap(err)
 	}
@@ -90,7 +89,7 @@ func ProcessWait(h int64, timeout float64) (status int64, err error) {
 // not an error, as with Popen.terminate.
 func ProcessSignal(h int64, sig int) (err error) {
 	defer guard(&err)
-	p, err := procs.get(h)
+	p, err := handles.Procs.Get(h)
 	if err != nil {
 		return wrap(err)
 	}
@@ -100,7 +99,7 @@ func ProcessSignal(h int64, sig int) (err error) {
 // ProcessRelease forgets the child and closes its pidfd. It is idempotent.
 func ProcessRelease(h int64) (err error) {
 	defer guard(&err)
-	if p, ok := procs.take(h); ok {
+	if p, ok := handles.Procs.Take(h); ok {
 		return wrap(p.Release())
 	}
 	return nil

@@ -2,9 +2,8 @@ package pybind
 
 import (
 	"github.com/mpgo/mpgo/core/shm"
+	"github.com/mpgo/mpgo/internal/handles"
 )
-
-var arenas table[*shm.Arena]
 
 // ArenaNew creates a shared-memory arena of size bytes and returns a handle.
 func ArenaNew(size int) (h int64, err error) {
@@ -13,7 +12,7 @@ func ArenaNew(size int) (h int64, err error) {
 	if err != nil {
 		return 0, wrap(err)
 	}
-	return arenas.put(a), nil
+	return handles.Arenas.Put(a), nil
 }
 
 // ArenaAttach attaches the arena named by ref ("pid:fd:size", as ArenaRef
@@ -28,14 +27,14 @@ func ArenaAttach(ref string) (h int64, err error) {
 	if err != nil {
 		return 0, wrap(err)
 	}
-	return arenas.put(a), nil
+	return handles.Arenas.Put(a), nil
 }
 
 // ArenaRef returns the reference another process uses to attach the arena:
 // this process's pid and its own descriptor.
 func ArenaRef(h int64) (ref string, err error) {
 	defer guard(&err)
-	a, err := arenas.get(h)
+	a, err := handles.Arenas.Get(h)
 	if err != nil {
 		return "", wrap(err)
 	}
@@ -45,7 +44,7 @@ func ArenaRef(h int64) (ref string, err error) {
 // ArenaFD returns the arena's memfd, which Python maps itself.
 func ArenaFD(h int64) (fd int, err error) {
 	defer guard(&err)
-	a, err := arenas.get(h)
+	a, err := handles.Arenas.Get(h)
 	if err != nil {
 		return 0, wrap(err)
 	}
@@ -55,7 +54,7 @@ func ArenaFD(h int64) (fd int, err error) {
 // ArenaSize returns the arena's size in bytes.
 func ArenaSize(h int64) (n int, err error) {
 	defer guard(&err)
-	a, err := arenas.get(h)
+	a, err := handles.Arenas.Get(h)
 	if err != nil {
 		return 0, wrap(err)
 	}
@@ -65,7 +64,7 @@ func ArenaSize(h int64) (n int, err error) {
 // ArenaAlloc allocates n bytes aligned to align and returns their offset.
 func ArenaAlloc(h int64, n, align int) (off int, err error) {
 	defer guard(&err)
-	a, err := arenas.get(h)
+	a, err := handles.Arenas.Get(h)
 	if err != nil {
 		return 0, wrap(err)
 	}
@@ -76,7 +75,7 @@ func ArenaAlloc(h int64, n, align int) (off int, err error) {
 // ArenaFree frees the block at off.
 func ArenaFree(h int64, off int) (err error) {
 	defer guard(&err)
-	a, err := arenas.get(h)
+	a, err := handles.Arenas.Get(h)
 	if err != nil {
 		return wrap(err)
 	}
@@ -86,7 +85,7 @@ func ArenaFree(h int64, off int) (err error) {
 // ArenaClose unmaps the arena in this process and forgets the handle.
 func ArenaClose(h int64) (err error) {
 	defer guard(&err)
-	if a, ok := arenas.take(h); ok {
+	if a, ok := handles.Arenas.Take(h); ok {
 		return wrap(a.Segment().Close())
 	}
 	return nil

@@ -148,6 +148,50 @@ int mpgo_arena_free(int64_t handle, int64_t off);
 /* mpgo_arena_close unmaps the arena in this process. */
 int mpgo_arena_close(int64_t handle);
 
+/* ---- Queues: MPMC rings of byte messages in shared memory (core/queue) ----
+ *
+ * Messages are opaque bytes: Python puts pickles, other languages put what
+ * their peers agree on. Timeouts are in seconds (< 0: forever, 0: no wait).
+ */
+
+/* mpgo_queue_new creates a queue of at most maxsize messages (0: unbounded). */
+int mpgo_queue_new(int64_t maxsize, int64_t *handle);
+
+/* mpgo_queue_attach attaches the queue named by ref ("pid:fd:size"). */
+int mpgo_queue_attach(const char *ref, int64_t *handle);
+
+/* mpgo_queue_ref writes this process's reference to the queue into buf. */
+int mpgo_queue_ref(int64_t handle, char *buf, size_t len);
+
+/* mpgo_queue_put appends n bytes (MPGO_EFULL on timeout, bounded queues). */
+int mpgo_queue_put(int64_t handle, const void *msg, int64_t n, double timeout);
+
+/* mpgo_queue_put_many appends count messages; *done says how many went in. */
+int mpgo_queue_put_many(int64_t handle, const void *const *msgs, const int64_t *lens,
+                        int64_t count, double timeout, int64_t *done);
+
+/* mpgo_queue_get copies the next message into buf and its length into *n
+ * (MPGO_EEMPTY on timeout). If size is too small it returns MPGO_ETOOSHORT
+ * with the length in *n and leaves the message in the queue. */
+int mpgo_queue_get(int64_t handle, void *buf, int64_t size, double timeout, int64_t *n);
+
+/* mpgo_queue_get_many copies up to max messages back to back into buf,
+ * their lengths into lens[0..*count). It waits for the first one only. */
+int mpgo_queue_get_many(int64_t handle, void *buf, int64_t size, int64_t max,
+                        double timeout, int64_t *lens, int64_t *count);
+
+/* mpgo_queue_len stores the exact number of messages in *n. */
+int mpgo_queue_len(int64_t handle, int64_t *n);
+
+/* mpgo_queue_task_done marks one put task done (MPGO_EVALUE if none). */
+int mpgo_queue_task_done(int64_t handle);
+
+/* mpgo_queue_join waits for every put task to be done: 1 done, 0 timeout. */
+int mpgo_queue_join(int64_t handle, double timeout);
+
+/* mpgo_queue_close closes the queue in this process only. */
+int mpgo_queue_close(int64_t handle);
+
 /* mpgo_live_handles counts live handles of every kind (0 after cleanup). */
 int mpgo_live_handles(void);
 

@@ -506,6 +506,332 @@ static PyTypeObject SyncValueType = {
 	.tp_getset = syncvalue_getset,
 };
 
+/* ---- Queue: put/get of byte messages on a core/queue ring ----
+ *
+ * A first attempt runs with the GIL held and no wait: most puts and gets
+ * find room or a message at once, and dropping the GIL costs more than the
+ * copy. Only waits (and copies of large messages) release the GIL, in
+ * slices, checking for signals between them. */
+
+/* Messages larger than this are copied with the GIL released. */
+#define BIG_MESSAGE (256 * 1024)
+/* Per-thread landing buffer for gets: most messages fit, and a bytes object
+ * of the exact size is made from it. */
+#define SCRATCH (64 * 1024)
+
+static __thread char *scratch __attribute__((tls_model("initial-exec")));
+
+typedef struct {
+	PyObject_HEAD
+	int64_t h;
+} QueueObj;
+
+static int queue_init(QueueObj *q, PyObject *args, PyObject *kw) {
+	long long h;
+	if (!PyArg_ParseTuple(args, "L", &h)) return -1;
+	q->h = h;
+	return 0;
+}
+
+/* parse_timeout turns (block, timeout) into seconds: -1 forever, 0 none. */
+static int parse_timeout(PyObject *block, PyObject *tobj, double *t) {
+	int b = block ? PyObject_IsTrue(block) : 1;
+	if (b < 0) return -1;
+	if (!b) { *t = 0; return 0; }
+	if (!tobj || tobj == Py_None) { *t = -1; return 0; }
+	*t = PyFloat_AsDouble(tobj);
+	if (*t == -1 && PyErr_Occurred()) return -1;
+	if (*t < 0) {
+		PyErr_SetString(PyExc_ValueError, "'timeout' must be a non-negative number");
+		return -1;
+	}
+	return 0;
+}
+
+/* Slicer cuts a wait of t seconds (-1 forever) into slices of <= SLICE. */
+typedef struct { double t; _PyTime_t deadline; } Slicer;
+
+static void slicer_start(Slicer *s, double t) {
+	s->t = t;
+	s->deadline = t > 0 ? _PyTime_GetMonotonicClock() + (_PyTime_t)(t * 1e9) : 0;
+}
+
+/* slicer_next stores the next slice and returns 0, or returns 1 when the
+ * time is up. */
+static int slicer_next(Slicer *s, double *slice) {
+	if (s->t < 0) { *slice = SLICE; return 0; }
+	double left = (double)(s->deadline - _PyTime_GetMonotonicClock()) / 1e9;
+	if (left <= 0) return 1;
+	*slice = left < SLICE ? left : SLICE;
+	return 0;
+}
+
+static PyObject *queue_put(QueueObj *q, PyObject *const *args, Py_ssize_t nargs) {
+	if (nargs < 1 || nargs > 3) {
+		PyErr_SetString(PyExc_TypeError, "put(data, block=True, timeout=None)");
+		return NULL;
+	}
+	double t;
+	if (parse_timeout(nargs > 1 ? args[1] : NULL, nargs > 2 ? args[2] : NULL, &t) < 0) return NULL;
+	if (check_forked() < 0) return NULL;
+	Py_buffer v;
+	if (PyObject_GetBuffer(args[0], &v, PyBUF_SIMPLE) < 0) return NULL;
+	int rc;
+	if (v.len < BIG_MESSAGE) {
+		rc = mpgo_queue_put(q->h, v.buf, v.len, 0);
+	} else {
+		Py_BEGIN_ALLOW_THREADS
+		rc = mpgo_queue_put(q->h, v.buf, v.len, 0);
+		Py_END_ALLOW_THREADS
+	}
+	if (rc == MPGO_EFULL && t != 0) {
+		Slicer sl;
+		slicer_start(&sl, t);
+		double slice;
+		while (rc == MPGO_EFULL && !slicer_next(&sl, &slice)) {
+			Py_BEGIN_ALLOW_THREADS
+			rc = mpgo_queue_put(q->h, v.buf, v.len, slice);
+			Py_END_ALLOW_THREADS
+			if (rc == MPGO_EFULL && PyErr_CheckSignals() < 0) {
+				PyBuffer_Release(&v);
+				return NULL;
+			}
+		}
+	}
+	PyBuffer_Release(&v);
+	if (rc < 0) { raise_code(rc); return NULL; }
+	Py_RETURN_NONE;
+}
+
+/* get_exact fetches a message of length n (just reported by a short get)
+ * straight into a bytes object; another consumer may take it first, so it
+ * retries with whatever is next. GIL held on entry and exit. */
+static PyObject *get_exact(QueueObj *q, int64_t n) {
+	for (;;) {
+		PyObject *b = PyBytes_FromStringAndSize(NULL, n);
+		if (!b) return NULL;
+		int64_t got = 0;
+		int rc;
+		if (n < BIG_MESSAGE) {
+			rc = mpgo_queue_get(q->h, PyBytes_AS_STRING(b), n, 0, &got);
+		} else {
+			Py_BEGIN_ALLOW_THREADS
+			rc = mpgo_queue_get(q->h, PyBytes_AS_STRING(b), n, 0, &got);
+			Py_END_ALLOW_THREADS
+		}
+		if (rc == MPGO_ETOOSHORT) { Py_DECREF(b); n = got; continue; }
+		if (rc < 0) { Py_DECREF(b); return (PyObject *)(intptr_t)rc; }
+		if (got != n && _PyBytes_Resize(&b, got) < 0) return NULL;
+		return b;
+	}
+}
+
+#define IS_CODE(p) ((intptr_t)(p) < 0 && (intptr_t)(p) > -100)
+
+static PyObject *queue_get(QueueObj *q, PyObject *const *args, Py_ssize_t nargs) {
+	if (nargs > 2) {
+		PyErr_SetString(PyExc_TypeError, "get(block=True, timeout=None)");
+		return NULL;
+	}
+	double t;
+	if (parse_timeout(nargs > 0 ? args[0] : NULL, nargs > 1 ? args[1] : NULL, &t) < 0) return NULL;
+	if (check_forked() < 0) return NULL;
+	if (!scratch && !(scratch = PyMem_RawMalloc(SCRATCH))) return PyErr_NoMemory();
+	int64_t n = 0;
+	int rc = mpgo_queue_get(q->h, scratch, SCRATCH, 0, &n);
+	if (rc == MPGO_EEMPTY && t != 0) {
+		Slicer sl;
+		slicer_start(&sl, t);
+		double slice;
+		while (rc == MPGO_EEMPTY && !slicer_next(&sl, &slice)) {
+			Py_BEGIN_ALLOW_THREADS
+			rc = mpgo_queue_get(q->h, scratch, SCRATCH, slice, &n);
+			Py_END_ALLOW_THREADS
+			if (rc == MPGO_EEMPTY && PyErr_CheckSignals() < 0) return NULL;
+		}
+	}
+	if (rc == 0) return PyBytes_FromStringAndSize(scratch, n);
+	if (rc == MPGO_ETOOSHORT) {
+		PyObject *b = get_exact(q, n);
+		if (!IS_CODE(b)) return b;
+		rc = (int)(intptr_t)b;
+		/* A big message vanished between the two gets: report empty, as a
+		 * non-blocking get would. */
+	}
+	raise_code(rc);
+	return NULL;
+}
+
+static PyObject *queue_get_many(QueueObj *q, PyObject *const *args, Py_ssize_t nargs) {
+	if (nargs < 1 || nargs > 3) {
+		PyErr_SetString(PyExc_TypeError, "get_many(max_messages, block=True, timeout=None)");
+		return NULL;
+	}
+	Py_ssize_t max = PyLong_AsSsize_t(args[0]);
+	if (max == -1 && PyErr_Occurred()) return NULL;
+	if (max < 1) {
+		PyErr_SetString(PyExc_ValueError, "max_messages must be >= 1");
+		return NULL;
+	}
+	if (max > 4096) max = 4096;
+	double t;
+	if (parse_timeout(nargs > 1 ? args[1] : NULL, nargs > 2 ? args[2] : NULL, &t) < 0) return NULL;
+	if (check_forked() < 0) return NULL;
+	if (!scratch && !(scratch = PyMem_RawMalloc(SCRATCH))) return PyErr_NoMemory();
+	int64_t lens[4096], count = 0;
+	int rc = mpgo_queue_get_many(q->h, scratch, SCRATCH, max, 0, lens, &count);
+	if (rc == MPGO_EEMPTY && t != 0) {
+		Slicer sl;
+		slicer_start(&sl, t);
+		double slice;
+		while (rc == MPGO_EEMPTY && !slicer_next(&sl, &slice)) {
+			Py_BEGIN_ALLOW_THREADS
+			rc = mpgo_queue_get_many(q->h, scratch, SCRATCH, max, slice, lens, &count);
+			Py_END_ALLOW_THREADS
+			if (rc == MPGO_EEMPTY && PyErr_CheckSignals() < 0) return NULL;
+		}
+	}
+	if (rc == MPGO_ETOOSHORT) {
+		PyObject *b = get_exact(q, lens[0]);
+		if (IS_CODE(b)) { raise_code((int)(intptr_t)b); return NULL; }
+		if (!b) return NULL;
+		PyObject *l = PyList_New(1);
+		if (!l) { Py_DECREF(b); return NULL; }
+		PyList_SET_ITEM(l, 0, b);
+		return l;
+	}
+	if (rc < 0) { raise_code(rc); return NULL; }
+	PyObject *l = PyList_New(count);
+	if (!l) return NULL;
+	int64_t off = 0;
+	for (int64_t i = 0; i < count; i++) {
+		PyObject *b = PyBytes_FromStringAndSize(scratch + off, lens[i]);
+		if (!b) { Py_DECREF(l); return NULL; }
+		PyList_SET_ITEM(l, i, b);
+		off += lens[i];
+	}
+	return l;
+}
+
+static PyObject *queue_put_many(QueueObj *q, PyObject *const *args, Py_ssize_t nargs) {
+	if (nargs < 1 || nargs > 3) {
+		PyErr_SetString(PyExc_TypeError, "put_many(messages, block=True, timeout=None)");
+		return NULL;
+	}
+	double t;
+	if (parse_timeout(nargs > 1 ? args[1] : NULL, nargs > 2 ? args[2] : NULL, &t) < 0) return NULL;
+	if (check_forked() < 0) return NULL;
+	PyObject *seq = PySequence_Fast(args[0], "put_many() needs a sequence of bytes-like objects");
+	if (!seq) return NULL;
+	Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+	Py_buffer *views = PyMem_Calloc(n ? n : 1, sizeof(Py_buffer));
+	const void **ptrs = PyMem_Calloc(n ? n : 1, sizeof(void *));
+	int64_t *lens = PyMem_Calloc(n ? n : 1, sizeof(int64_t));
+	Py_ssize_t got = 0;
+	PyObject *res = NULL;
+	if (!views || !ptrs || !lens) { PyErr_NoMemory(); goto out; }
+	for (; got < n; got++) {
+		if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, got), &views[got], PyBUF_SIMPLE) < 0)
+			goto out;
+		ptrs[got] = views[got].buf;
+		lens[got] = views[got].len;
+	}
+	int64_t done = 0, total = 0;
+	int rc = 0;
+	Slicer sl;
+	slicer_start(&sl, t);
+	for (;;) {
+		double slice = 0;
+		Py_BEGIN_ALLOW_THREADS
+		rc = mpgo_queue_put_many(q->h, ptrs + total, lens + total, n - total, slice, &done);
+		Py_END_ALLOW_THREADS
+		total += done;
+		if (rc != MPGO_EFULL || t == 0 || total == n) break;
+		if (PyErr_CheckSignals() < 0) goto out;
+		if (slicer_next(&sl, &slice)) break;
+		Py_BEGIN_ALLOW_THREADS
+		rc = mpgo_queue_put_many(q->h, ptrs + total, lens + total, n - total, slice, &done);
+		Py_END_ALLOW_THREADS
+		total += done;
+		if (rc != MPGO_EFULL || total == n) break;
+	}
+	if (rc < 0) { raise_code(rc); goto out; }
+	res = PyLong_FromLongLong(total);
+out:
+	for (Py_ssize_t i = 0; i < got; i++) PyBuffer_Release(&views[i]);
+	PyMem_Free(views);
+	PyMem_Free(ptrs);
+	PyMem_Free(lens);
+	Py_DECREF(seq);
+	return res;
+}
+
+static PyObject *queue_qsize(QueueObj *q, PyObject *unused) {
+	if (check_forked() < 0) return NULL;
+	int64_t n = 0;
+	int rc = mpgo_queue_len(q->h, &n);
+	if (rc < 0) { raise_code(rc); return NULL; }
+	return PyLong_FromLongLong(n);
+}
+
+static PyObject *queue_task_done(QueueObj *q, PyObject *unused) {
+	if (check_forked() < 0) return NULL;
+	int rc = mpgo_queue_task_done(q->h);
+	if (rc < 0) { raise_code(rc); return NULL; }
+	Py_RETURN_NONE;
+}
+
+static PyObject *queue_join(QueueObj *q, PyObject *const *args, Py_ssize_t nargs) {
+	double t = -1;
+	if (nargs > 0 && args[0] != Py_None) {
+		t = PyFloat_AsDouble(args[0]);
+		if (t == -1 && PyErr_Occurred()) return NULL;
+		if (t < 0) t = 0;
+	}
+	if (check_forked() < 0) return NULL;
+	Slicer sl;
+	slicer_start(&sl, t);
+	double slice = 0;
+	for (;;) {
+		int rc;
+		Py_BEGIN_ALLOW_THREADS
+		rc = mpgo_queue_join(q->h, slice);
+		Py_END_ALLOW_THREADS
+		if (rc < 0) { raise_code(rc); return NULL; }
+		if (rc == 1) Py_RETURN_TRUE;
+		if (PyErr_CheckSignals() < 0) return NULL;
+		if (slicer_next(&sl, &slice)) Py_RETURN_FALSE;
+	}
+}
+
+static PyMethodDef queue_methods[] = {
+	{"put", (PyCFunction)(void (*)(void))queue_put, METH_FASTCALL, "put(data, block=True, timeout=None)"},
+	{"get", (PyCFunction)(void (*)(void))queue_get, METH_FASTCALL, "get(block=True, timeout=None) -> bytes"},
+	{"put_many", (PyCFunction)(void (*)(void))queue_put_many, METH_FASTCALL, "put_many(messages, block=True, timeout=None) -> int"},
+	{"get_many", (PyCFunction)(void (*)(void))queue_get_many, METH_FASTCALL, "get_many(max, block=True, timeout=None) -> list"},
+	{"qsize", (PyCFunction)queue_qsize, METH_NOARGS, "exact number of messages"},
+	{"task_done", (PyCFunction)queue_task_done, METH_NOARGS, NULL},
+	{"join", (PyCFunction)(void (*)(void))queue_join, METH_FASTCALL, "join(timeout=None) -> bool"},
+	{NULL},
+};
+
+static PyMemberDef queue_members[] = {
+	{"handle", T_LONGLONG, offsetof(QueueObj, h), READONLY, NULL},
+	{NULL},
+};
+
+static PyTypeObject QueueType = {
+	PyVarObject_HEAD_INIT(NULL, 0)
+	.tp_name = "mpgo._native._fast.Queue",
+	.tp_basicsize = sizeof(QueueObj),
+	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_doc = "Byte messages on a shared-memory ring (core/queue), by engine handle.",
+	.tp_init = (initproc)queue_init,
+	.tp_new = PyType_GenericNew,
+	.tp_methods = queue_methods,
+	.tp_members = queue_members,
+};
+
 static PyMethodDef fast_methods[] = {
 	{"forked", fast_forked, METH_NOARGS,
 	 "forked() -> bool: this process was forked from one running Go."},
@@ -522,7 +848,8 @@ static struct PyModuleDef fast_module = {
 
 PyMODINIT_FUNC PyInit__fast(void) {
 	my_pid = (uint32_t)getpid();
-	if (PyType_Ready(&SemLockType) < 0 || PyType_Ready(&SyncValueType) < 0) return NULL;
+	if (PyType_Ready(&SemLockType) < 0 || PyType_Ready(&SyncValueType) < 0 ||
+	    PyType_Ready(&QueueType) < 0) return NULL;
 	str_value = PyUnicode_InternFromString("value");
 	str_semlock = PyUnicode_InternFromString("_semlock");
 	str_acquire = PyUnicode_InternFromString("acquire");
@@ -533,6 +860,8 @@ PyMODINIT_FUNC PyInit__fast(void) {
 	if (PyModule_AddObject(m, "SemLock", (PyObject *)&SemLockType) < 0) return NULL;
 	Py_INCREF(&SyncValueType);
 	if (PyModule_AddObject(m, "SyncValue", (PyObject *)&SyncValueType) < 0) return NULL;
+	Py_INCREF(&QueueType);
+	if (PyModule_AddObject(m, "Queue", (PyObject *)&QueueType) < 0) return NULL;
 	PyModule_AddIntConstant(m, "KIND_LOCK", MPGO_KIND_LOCK);
 	PyModule_AddIntConstant(m, "KIND_RLOCK", MPGO_KIND_RLOCK);
 	PyModule_AddIntConstant(m, "KIND_SEMAPHORE", MPGO_KIND_SEMAPHORE);

@@ -1,0 +1,136 @@
+"""Shared-memory blocks for Value, Array and the synchronization primitives.
+
+Memory comes from the engine's arenas (core/shm): memfd segments that never
+appear in /dev/shm and vanish when the last process using them goes, even
+after SIGKILL. Python maps each arena's fd with mmap, so ctypes objects,
+memoryviews and numpy arrays see the shared memory itself.
+
+A block pickles as a reference to the arena held by the pickling process,
+so it can be handed to another process at any time, not only at spawn.
+"""
+import mmap
+import os
+import threading
+import weakref
+
+__all__ = ["BufferWrapper", "Block", "allocate"]
+
+_ARENA_MIN = 1 << 20
+_lock = threading.Lock()
+_own = []        # arenas this process created, to allocate from
+_by_ino = {}     # inode of the memfd -> _Arena (created or attached)
+
+
+def _engine():
+    from . import _engine
+    return _engine
+
+
+class _Arena:
+    """One arena mapped in this process."""
+
+    __slots__ = ("handle", "size", "map", "ino", "__weakref__")
+
+    def __init__(self, handle):
+        e = _engine()
+        self.handle = handle
+        self.size = e.call("ArenaSize", handle)
+        fd = e.call("ArenaFD", handle)
+        self.ino = os.fstat(fd).st_ino
+        self.map = mmap.mmap(fd, self.size)
+
+    def ref(self):
+        return _engine().call("ArenaRef", self.handle)
+
+
+def _new_arena(size):
+    a = _Arena(_engine().call("ArenaNew", size))
+    _own.append(a)
+    _by_ino[a.ino] = a
+    return a
+
+
+def _attach(ref, ino):
+    with _lock:
+        old = _by_ino.get(ino)
+        if old is not None:
+            return old
+        e = _engine()
+        h = e.call("ArenaAttach", ref)
+        a = _Arena(h)
+        if a.ino != ino:
+            # The holder closed the arena and its descriptor number was
+            # reused: never map somebody else's memory.
+            a.map.close()
+            e.call("ArenaClose", h)
+            raise OSError("mpgo: the process that pickled this shared object "
+                          "no longer holds its memory (reference %s is stale)" % ref)
+        _by_ino[a.ino] = a
+        return a
+
+
+def _alloc(size, align):
+    import queue
+    e = _engine()
+    with _lock:
+        for a in reversed(_own):
+            try:
+                return a, e.call("ArenaAlloc", a.handle, size, align)
+            except queue.Full:
+                continue
+        a = _new_arena(max(_ARENA_MIN, 1 << (size + 4096).bit_length()))
+        return a, e.call("ArenaAlloc", a.handle, size, align)
+
+
+def _free(arena, offset):
+    try:
+        _engine().call("ArenaFree", arena.handle, offset)
+    except Exception:
+        pass  # interpreter shutdown: the arena goes with the process
+
+
+class Block:
+    """size bytes at offset in an arena; freed when the creating process
+    drops its last reference. Pickles as a reference, never a copy."""
+
+    __slots__ = ("arena", "offset", "size", "__weakref__")
+
+    def __init__(self, arena, offset, size):
+        self.arena = arena
+        self.offset = offset
+        self.size = size
+
+    def memoryview(self):
+        return memoryview(self.arena.map)[self.offset:self.offset + self.size]
+
+    def __reduce__(self):
+        return _rebuild_block, (self.arena.ref(), self.arena.ino, self.offset, self.size)
+
+
+def _rebuild_block(ref, ino, offset, size):
+    arena = _by_ino.get(ino)
+    if arena is None:
+        arena = _attach(ref, ino)
+    return Block(arena, offset, size)
+
+
+def allocate(size, align=16):
+    """Allocate a zeroed block of at least size bytes (size 0 is allowed)."""
+    arena, off = _alloc(max(size, 1), align)
+    blk = Block(arena, off, size)
+    arena.map[off:off + size] = bytes(size)
+    weakref.finalize(blk, _free, arena, off)
+    return blk
+
+
+class BufferWrapper:
+    """CPython's heap.BufferWrapper interface over a Block."""
+
+    def __init__(self, size):
+        if size < 0:
+            raise ValueError("Size {0:n} out of range".format(size))
+        self._block = allocate(size)
+        self._size = size
+
+    def create_memoryview(self):
+        return self._block.memoryview()
