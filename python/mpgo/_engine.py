@@ -17,7 +17,7 @@ import os
 from . import _errors
 from ._native import _pybind as _g
 
-__all__ = ["spawn", "wait", "send_signal", "release", "fast"]
+__all__ = ["call", "spawn", "wait", "send_signal", "release", "fast"]
 
 
 def _load_fast():
@@ -31,6 +31,17 @@ def _load_fast():
 
 
 fast = _load_fast()
+fast.set_errors(_errors.exception)
+
+
+def _lock_taken_over(n, pid):
+    from . import util
+    util.get_logger().warning(
+        "mpgo: took over %d lock(s) whose holder (pid %d) died holding them; "
+        "the data they guarded may be inconsistent", n, pid)
+
+
+fast.set_takeover_hook(_lock_taken_over)
 _NOT_DONE = 1 << 40
 _handles = {}  # pid -> engine handle
 
@@ -60,13 +71,23 @@ def _call(fn, *args):
         raise _errors.translate(e) from None
 
 
+def call(name, *args):
+    """Call the gopy function pybind.<name>, translating its error."""
+    try:
+        return getattr(_g, "pybind_" + name)(*args)
+    except RuntimeError as e:
+        raise _errors.translate(e) from None
+
+
 def spawn(argv, fds, death_signal=0, env=None):
     """Start argv[0] with argv; fds[i] becomes the child's fd i.
 
     Returns (pid, pidfd). The pidfd is readable once the child exits and
     stays owned by the engine until release(pid). death_signal, if not 0, is
     delivered to the child when this process dies, even by SIGKILL."""
-    envj = "" if env is None else json.dumps(["%s=%s" % kv for kv in env.items()])
+    # Always pass the environment: Go took its own copy when the runtime
+    # started and never sees later os.environ changes.
+    envj = json.dumps(["%s=%s" % kv for kv in (os.environ if env is None else env).items()])
     h = _call(_g.pybind_ProcessStart, json.dumps(list(argv)),
               json.dumps([int(fd) for fd in fds]), envj, int(death_signal))
     pid = _call(_g.pybind_ProcessPid, h)
