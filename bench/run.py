@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Run every benchmark side by side with the standard library, in one run.
+
+usage: python bench/run.py [CASE ...]
+
+Each case runs in a fresh interpreter per implementation; the table gives
+mpgo's speed relative to each standard-library start method (> 1: mpgo is
+faster).
+"""
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from cases import CASES  # noqa: E402
+
+IMPLS = ["mpgo", "stdlib-spawn", "stdlib-fork"]
+
+
+def run(case, impl):
+    out = subprocess.run([sys.executable, os.path.join(HERE, "cases.py"), case, impl],
+                         capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        return None, out.stderr.strip().splitlines()[-1:] or ["failed"]
+    return json.loads(out.stdout.strip().splitlines()[-1]), None
+
+
+def main():
+    cases = sys.argv[1:] or list(CASES)
+    rows = ["| case | unit | mpgo | stdlib spawn | stdlib fork | mpgo vs spawn | mpgo vs fork |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for case in cases:
+        res = {}
+        for impl in IMPLS:
+            r, err = run(case, impl)
+            res[impl] = r
+            if err:
+                print(f"{case} {impl}: {err[0]}", file=sys.stderr)
+        unit = next((r["unit"] for r in res.values() if r), "?")
+        higher = next((r["higher_is_better"] for r in res.values() if r), True)
+
+        def fmt(r):
+            return "n/a" if r is None else f"{r['value']:.4g}"
+
+        def ratio(a, b):
+            if a is None or b is None or not a["value"] or not b["value"]:
+                return "n/a"
+            x = a["value"] / b["value"] if higher else b["value"] / a["value"]
+            return f"{x:.2f}×"
+        rows.append(f"| {case} | {unit} | {fmt(res['mpgo'])} | {fmt(res['stdlib-spawn'])} | "
+                    f"{fmt(res['stdlib-fork'])} | {ratio(res['mpgo'], res['stdlib-spawn'])} | "
+                    f"{ratio(res['mpgo'], res['stdlib-fork'])} |")
+        print(rows[-1], file=sys.stderr, flush=True)
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; "
+          f"ratios > 1 mean mpgo is faster")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
