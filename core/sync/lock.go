@@ -19,12 +19,13 @@ import (
 //	off 12  uint32  recursion count (RLock); always 0 for Lock
 //
 // The C fast path may acquire without Go when uncontended: CAS state 0->1,
-// then store tid, then pid, then (RLock) count 1. Waiting goes through Go.
-// Release: store 0 to count, then to pid, then exchange state with 0 and,
-// if the old value was 2, FUTEX_WAKE one waiter (a shared futex: no
-// FUTEX_PRIVATE_FLAG). The order matters: a thread owns the lock iff it
-// reads pid == its pid and then tid == its tid, and a dead owner's lock is
-// recognised by pid != 0 while the owner is gone.
+// then store tid, then pid, then (RLock) count 1. Release: store 0 to
+// count, then to pid, then exchange state with 0 and, if the old value was
+// 2, FUTEX_WAKE one waiter (a shared futex: no FUTEX_PRIVATE_FLAG). The
+// order matters: a thread owns the lock iff it reads pid == its pid and
+// then tid == its tid (an RLock owner may then bump count itself), and a
+// waiter takes over a lock whose non-zero pid names a dead process.
+// Waiting and takeover are left to Go.
 const (
 	LockSize  = 16
 	RLockSize = 16

@@ -46,9 +46,11 @@ type Mutex struct {
 	State, Pid, Tid *uint32
 }
 
-// Lock acquires m for thread tid of process pid, waiting at most timeout (< 0: no limit,
-// 0: try once). It reports whether it got the lock and, when it took the
-// lock over from a holder that had died, that holder's pid.
+// Lock acquires m for thread tid of process pid, waiting at most timeout
+// (< 0: no limit, 0: try once). It reports whether it got the lock and,
+// when it took the lock over from a holder that had died, that holder's
+// pid. Liveness is checked every CheckEvery and before giving up, so that
+// callers retrying in short slices also take over a dead holder's lock.
 func (m Mutex) Lock(pid, tid uint32, timeout time.Duration) (ok bool, deadPid uint32) {
 	if atomic.CompareAndSwapUint32(m.State, 0, 1) {
 		m.own(pid, tid)
@@ -60,6 +62,7 @@ func (m Mutex) Lock(pid, tid uint32, timeout time.Duration) (ok bool, deadPid ui
 		}
 		return false, 0
 	}
+	d := NewDeadline(timeout)
 	for range spins {
 		runtime.Gosched()
 		if atomic.LoadUint32(m.State) == 0 && atomic.CompareAndSwapUint32(m.State, 0, 1) {
@@ -67,7 +70,6 @@ func (m Mutex) Lock(pid, tid uint32, timeout time.Duration) (ok bool, deadPid ui
 			return true, 0
 		}
 	}
-	d := NewDeadline(timeout)
 	checked := time.Now()
 	for {
 		// Taking the lock with 2 rather than 1 may cost one needless wake at
@@ -76,13 +78,13 @@ func (m Mutex) Lock(pid, tid uint32, timeout time.Duration) (ok bool, deadPid ui
 			m.own(pid, tid)
 			return true, 0
 		}
-		if time.Since(checked) >= CheckEvery {
+		slice, expired := d.Next(CheckEvery)
+		if expired || time.Since(checked) >= CheckEvery {
 			checked = time.Now()
 			if dead := m.takeOver(pid, tid); dead != 0 {
 				return true, dead
 			}
 		}
-		slice, expired := d.Next(CheckEvery)
 		if expired {
 			return false, 0
 		}

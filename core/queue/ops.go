@@ -1,0 +1,376 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/mpgo/mpgo/core/errs"
+	"github.com/mpgo/mpgo/core/internal/futex"
+)
+
+// Waiting: a caller that must wait first spins, re-checking its condition
+// without the lock, for a budget that doubles when a spin succeeds and
+// halves when it fails; then it sleeps on the futex word in slices of at
+// most recheckEvery. The slices bound the wait of a sleeper whose wake-up
+// went to a process that died before acting on it.
+const (
+	spinStart    = 32
+	spinMin      = 4
+	spinMax      = 256
+	recheckEvery = 250 * time.Millisecond
+)
+
+// deadline is a caller's timeout (< 0: none, 0: poll), made into a
+// futex.Deadline only once the call has to wait, so that a call that does
+// not wait never reads the clock.
+type deadline struct {
+	timeout time.Duration
+	at      futex.Deadline
+	started bool
+}
+
+func (d *deadline) start() {
+	if !d.started {
+		d.at, d.started = futex.NewDeadline(d.timeout), true
+	}
+}
+
+// expired reports whether the deadline has passed.
+func (d *deadline) expired() bool {
+	if d.timeout <= 0 {
+		return d.timeout == 0
+	}
+	d.start()
+	_, expired := d.at.Next(-1)
+	return expired
+}
+
+// minLockWait is the least time any operation waits for the lock, so that
+// a poll is not defeated by a neighbour's few-microsecond hold.
+const minLockWait = time.Millisecond
+
+// lockBy takes the lock by the deadline d, or at least within minLockWait.
+func (q *Queue) lockBy(d *deadline) (bool, error) {
+	if d.timeout < 0 {
+		return q.lock(-1)
+	}
+	if !d.started {
+		// The lock is nearly always free or held for microseconds: try
+		// without reading the clock, which then starts at most about
+		// minLockWait late.
+		if ok, err := q.lock(minLockWait); ok || err != nil || d.timeout == 0 {
+			return ok, err
+		}
+		d.start()
+	}
+	r, _ := d.at.Next(-1)
+	return q.lock(max(r, minLockWait))
+}
+
+// waitOn names a futex word of the header and the count of its sleepers.
+type waitOn struct{ word, sleepers uintptr }
+
+var (
+	notEmpty = waitOn{offNotEmpty, offGetters}
+	notFull  = waitOn{offNotFull, offPutters}
+	joined   = waitOn{offJoin, offJoiners}
+)
+
+// Put appends msg to the queue, waiting at most timeout (< 0: no limit, 0:
+// not at all) for room in a bounded queue; it fails with errs.ErrFull if
+// there was none. On an unbounded queue Put never fails for want of room:
+// it grows the ring, and it waits for the lock however long. It fails with
+// errs.ErrClosed after Close or Shutdown. Every Put adds one unfinished task.
+func (q *Queue) Put(msg []byte, timeout time.Duration) error {
+	one := [1][]byte{msg}
+	_, err := q.put(one[:], timeout)
+	return err
+}
+
+// PutMany appends msgs in order, as Put does, and returns how many it put.
+// All that fit go in under one hold of the lock, as one commit; on a bounded
+// queue the rest wait for room until timeout, and a shortfall fails with
+// errs.ErrFull.
+func (q *Queue) PutMany(msgs [][]byte, timeout time.Duration) (int, error) {
+	return q.put(msgs, timeout)
+}
+
+func (q *Queue) put(msgs [][]byte, timeout time.Duration) (int, error) {
+	for _, m := range msgs {
+		if len(m) > MaxMessage {
+			return 0, fmt.Errorf("queue: message of %d bytes: %w", len(m), errs.ErrValue)
+		}
+	}
+	if !q.enter() {
+		return 0, errClosed
+	}
+	defer q.life.RUnlock()
+	d := deadline{timeout: timeout}
+	done, spun := 0, false
+	for done < len(msgs) {
+		var ok bool
+		var err error
+		if q.maxsize == 0 {
+			ok, err = q.lock(-1)
+		} else {
+			ok, err = q.lockBy(&d)
+		}
+		if err != nil {
+			return done, err
+		}
+		if !ok {
+			return done, errFull
+		}
+		if atomic.LoadUint32(q.w32(offFlags))&flagShut != 0 {
+			q.unlock()
+			return done, errShutDown
+		}
+		k := len(msgs) - done
+		if q.maxsize > 0 {
+			count := atomic.LoadUint64(q.w64(offCount))
+			k = int(min(uint64(k), q.maxsize-min(count, q.maxsize)))
+		}
+		if k > 0 {
+			if err := q.putLocked(msgs[done : done+k]); err != nil {
+				q.unlock()
+				return done, err
+			}
+			done += k
+			getters := q.wake(notEmpty, k)
+			putters := 0
+			if q.maxsize > 0 && atomic.LoadUint64(q.w64(offCount)) < q.maxsize {
+				// Pass room on, in case the putter woken for it has died.
+				putters = q.wake(notFull, 1)
+			}
+			q.unlock()
+			q.signal(notEmpty, getters)
+			q.signal(notFull, putters)
+			continue
+		}
+		if d.expired() {
+			q.unlock()
+			return done, errFull
+		}
+		if !q.park(notFull, &d, &spun) {
+			return done, errClosed
+		}
+	}
+	return done, nil
+}
+
+// Get removes the next message and copies it into buf, waiting at most
+// timeout (< 0: no limit, 0: not at all) for one; it returns the message's
+// length. If buf is too short it returns the length and an error wrapping
+// errs.ErrTooShort, and leaves the message in the queue. It fails with
+// errs.ErrEmpty when the wait ran out, and errs.ErrClosed after Close, or
+// after Shutdown once the queue is empty.
+func (q *Queue) Get(buf []byte, timeout time.Duration) (n int, err error) {
+	var one [1]int
+	lens, need, err := q.get(buf, 1, one[:0], timeout)
+	if err != nil {
+		return need, err
+	}
+	return lens[0], nil
+}
+
+// GetMany removes up to max messages and copies them back to back into
+// buf, as many whole messages as fit, and returns their lengths. It waits
+// as Get does for the first message only. If even the first does not fit
+// it takes nothing and returns that message's length as lens[0] with an
+// error wrapping errs.ErrTooShort.
+func (q *Queue) GetMany(buf []byte, max int, timeout time.Duration) (lens []int, err error) {
+	if max <= 0 {
+		return nil, fmt.Errorf("queue: get %d messages: %w", max, errs.ErrValue)
+	}
+	lens, need, err := q.get(buf, max, make([]int, 0, min(max, 64)), timeout)
+	if errors.Is(err, errs.ErrTooShort) {
+		return append(lens[:0], need), err
+	}
+	return lens, err
+}
+
+func (q *Queue) get(buf []byte, max int, lens []int, timeout time.Duration) ([]int, int, error) {
+	if !q.enter() {
+		return lens, 0, errClosed
+	}
+	defer q.life.RUnlock()
+	if timeout == 0 && atomic.LoadUint64(q.w64(offCount)) == 0 &&
+		atomic.LoadUint32(q.w32(offFlags))&flagShut == 0 {
+		return lens, 0, errEmpty
+	}
+	d := deadline{timeout: timeout}
+	spun := false
+	for {
+		ok, err := q.lockBy(&d)
+		if err != nil {
+			return lens, 0, err
+		}
+		if !ok {
+			return lens, 0, errEmpty
+		}
+		if count := atomic.LoadUint64(q.w64(offCount)); count > 0 {
+			before := len(lens)
+			lens, need, err := q.takeLocked(buf, max, lens)
+			if err != nil {
+				q.unlock()
+				return lens, need, err
+			}
+			k := len(lens) - before
+			putters, getters := 0, 0
+			if q.maxsize > 0 {
+				putters = q.wake(notFull, k)
+			}
+			if count > uint64(k) {
+				// Pass messages on, in case the getter woken for them has died.
+				getters = q.wake(notEmpty, 1)
+			}
+			q.unlock()
+			q.signal(notFull, putters)
+			q.signal(notEmpty, getters)
+			return lens, 0, nil
+		}
+		if atomic.LoadUint32(q.w32(offFlags))&flagShut != 0 {
+			q.unlock()
+			return lens, 0, errShutDown
+		}
+		if d.expired() {
+			q.unlock()
+			return lens, 0, errEmpty
+		}
+		if !q.park(notEmpty, &d, &spun) {
+			return lens, 0, errClosed
+		}
+	}
+}
+
+// TaskDone marks one task put on the queue as done, as
+// JoinableQueue.task_done does; Join returns once none are left. Calling it
+// more often than Put fails with errs.ErrValue.
+func (q *Queue) TaskDone() error {
+	if !q.enter() {
+		return errClosed
+	}
+	defer q.life.RUnlock()
+	if _, err := q.lock(-1); err != nil {
+		return err
+	}
+	u := q.w64(offUnfinished)
+	n := atomic.LoadUint64(u)
+	if n == 0 {
+		q.unlock()
+		return fmt.Errorf("queue: task_done() called too many times: %w", errs.ErrValue)
+	}
+	atomic.StoreUint64(u, n-1)
+	joiners := 0
+	if n == 1 {
+		joiners = q.wake(joined, 1<<31-1)
+	}
+	q.unlock()
+	q.signal(joined, joiners)
+	return nil
+}
+
+// Join waits at most timeout (< 0: no limit) until every task put on the
+// queue has been marked done, and reports whether that happened.
+func (q *Queue) Join(timeout time.Duration) (bool, error) {
+	if !q.enter() {
+		return false, errClosed
+	}
+	defer q.life.RUnlock()
+	d := deadline{timeout: timeout}
+	spun := true // a join waits for whole tasks: not worth a spin
+	for {
+		ok, err := q.lockBy(&d)
+		if err != nil || !ok {
+			return false, err
+		}
+		if atomic.LoadUint64(q.w64(offUnfinished)) == 0 {
+			q.unlock()
+			return true, nil
+		}
+		if d.expired() {
+			q.unlock()
+			return false, nil
+		}
+		if !q.park(joined, &d, &spun) {
+			return false, errClosed
+		}
+	}
+}
+
+// park releases the lock, which the caller holds and found it must wait
+// for w, and returns when the caller should look again: after a short spin
+// the first time, later after a futex sleep bounded by d and recheckEvery.
+// It returns false if q has been closed.
+func (q *Queue) park(w waitOn, d *deadline, spun *bool) bool {
+	if !*spun {
+		*spun = true
+		q.unlock()
+		q.spinFor(w)
+		return !q.closed.Load()
+	}
+	// Close relies on this order: count in waiters, read the word, check
+	// closed, sleep.
+	q.waiters.Add(1)
+	seq := atomic.LoadUint32(q.w32(w.word))
+	atomic.AddUint32(q.w32(w.sleepers), 1)
+	q.unlock()
+	if !q.closed.Load() {
+		d.start()
+		if slice, expired := d.at.Next(recheckEvery); !expired {
+			_ = futex.Wait(q.w32(w.word), seq, slice)
+		}
+	}
+	atomic.AddUint32(q.w32(w.sleepers), ^uint32(0))
+	q.waiters.Add(-1)
+	return !q.closed.Load()
+}
+
+// spinFor re-checks w's condition without the lock for the current spin
+// budget, and adapts the budget to whether that paid off.
+func (q *Queue) spinFor(w waitOn) {
+	n := q.spin.Load()
+	for range n {
+		if q.ready(w) {
+			q.spin.Store(min(n*2, spinMax))
+			return
+		}
+		runtime.Gosched()
+	}
+	q.spin.Store(max(n/2, spinMin))
+}
+
+// ready guesses, without the lock, whether a waiter for w should look again.
+func (q *Queue) ready(w waitOn) bool {
+	if atomic.LoadUint32(q.w32(offFlags))&flagShut != 0 {
+		return true
+	}
+	switch w {
+	case notEmpty:
+		return atomic.LoadUint64(q.w64(offCount)) > 0
+	case notFull:
+		return atomic.LoadUint64(q.w64(offCount)) < q.maxsize
+	}
+	return atomic.LoadUint64(q.w64(offUnfinished)) == 0
+}
+
+// wake bumps w's word and returns how many of its sleepers to wake once the
+// lock is released, at most n; the lock must be held.
+func (q *Queue) wake(w waitOn, n int) int {
+	s := int(atomic.LoadUint32(q.w32(w.sleepers)))
+	if s == 0 || n <= 0 {
+		return 0
+	}
+	atomic.AddUint32(q.w32(w.word), 1)
+	return min(s, n)
+}
+
+// signal wakes n sleepers on w's word, with what wake returned.
+func (q *Queue) signal(w waitOn, n int) {
+	if n > 0 {
+		futex.Wake(q.w32(w.word), n)
+	}
+}
