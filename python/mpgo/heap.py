@@ -13,7 +13,7 @@ import os
 import threading
 import weakref
 
-__all__ = ["BufferWrapper", "Block", "allocate"]
+__all__ = ["BufferWrapper", "Block", "allocate", "handoff", "resolve"]
 
 _ARENA_MIN = 1 << 20
 _lock = threading.Lock()
@@ -29,13 +29,13 @@ def _engine():
 class _Arena:
     """One arena mapped in this process."""
 
-    __slots__ = ("handle", "size", "map", "ino", "__weakref__")
+    __slots__ = ("handle", "size", "map", "ino", "fd", "__weakref__")
 
     def __init__(self, handle):
         e = _engine()
         self.handle = handle
         self.size = e.call("ArenaSize", handle)
-        fd = e.call("ArenaFD", handle)
+        self.fd = fd = e.call("ArenaFD", handle)
         self.ino = os.fstat(fd).st_ino
         self.map = mmap.mmap(fd, self.size)
 
@@ -51,6 +51,15 @@ def _new_arena(size):
 
 
 def _attach(ref, ino):
+    ref, inherited = resolve(ref)
+    try:
+        return _attach_ref(ref, ino)
+    finally:
+        if inherited is not None:
+            os.close(inherited)
+
+
+def _attach_ref(ref, ino):
     with _lock:
         old = _by_ino.get(ino)
         if old is not None:
@@ -89,6 +98,30 @@ def _free(arena, offset):
         pass  # interpreter shutdown: the arena goes with the process
 
 
+def handoff(fd, ref):
+    """Return the reference to write into a pickle of an object whose memfd
+    this process holds as fd.
+
+    While a child is being spawned, the descriptor itself is passed to the
+    child (pid 0 in the reference means "my own descriptor"), so the child
+    can attach even if this process drops the object right after start();
+    otherwise the reference names this process's own pid and descriptor."""
+    from . import context
+    popen = context.get_spawning_popen()
+    if popen is not None and hasattr(popen, "duplicate_for_child"):
+        return "0:%d:%s" % (popen.duplicate_for_child(fd), ref.rsplit(":", 1)[1])
+    return ref
+
+
+def resolve(ref):
+    """Turn a reference from handoff() into one this process can attach, and
+    return it with the inherited descriptor to close after attaching."""
+    pid, fd, size = ref.split(":")
+    if pid != "0":
+        return ref, None
+    return "%d:%s:%s" % (os.getpid(), fd, size), int(fd)
+
+
 class Block:
     """size bytes at offset in an arena; freed when the creating process
     drops its last reference. Pickles as a reference, never a copy."""
@@ -104,13 +137,16 @@ class Block:
         return memoryview(self.arena.map)[self.offset:self.offset + self.size]
 
     def __reduce__(self):
-        return _rebuild_block, (self.arena.ref(), self.arena.ino, self.offset, self.size)
+        a = self.arena
+        return _rebuild_block, (handoff(a.fd, a.ref()), a.ino, self.offset, self.size)
 
 
 def _rebuild_block(ref, ino, offset, size):
     arena = _by_ino.get(ino)
     if arena is None:
         arena = _attach(ref, ino)
+    elif ref.startswith("0:"):
+        os.close(int(ref.split(":")[1]))  # inherited, but already mapped
     return Block(arena, offset, size)
 
 
