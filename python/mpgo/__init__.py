@@ -1,0 +1,39 @@
+"""mpgo: Python's multiprocessing, re-engineered on a Go engine.
+
+The package mirrors the standard library's `multiprocessing`: the public
+names below are the bound methods of the default context (Process, Queue,
+Pipe, Lock, Value, Array, Pool, Manager, ...). Factory methods import their
+module on first call, so importing mpgo loads neither those modules nor the
+Go engine.
+
+Run an unmodified multiprocessing program on mpgo with
+`python -m mpgo script.py [args]`, which makes `multiprocessing` and all its
+submodules resolve to mpgo's modules.
+
+Adapted from CPython's Lib/multiprocessing/__init__.py (PSF License).
+"""
+
+import sys
+from . import context
+
+#
+# Copy stuff from default context
+#
+
+__all__ = [x for x in dir(context._default_context) if not x.startswith('_')]
+globals().update((name, getattr(context._default_context, name))
+                 for name in __all__)
+
+#
+# XXX These should not really be documented or public.
+#
+
+SUBDEBUG = 5
+SUBWARNING = 25
+
+#
+# Alias for main module -- will be reset by bootstrapping child processes
+#
+
+if '__main__' in sys.modules:
+    sys.modules['__mp_main__'] = sys.modules['__main__']

@@ -1,0 +1,94 @@
+"""Makes `multiprocessing` and every `multiprocessing.X` resolve to mpgo.
+
+`install()` puts a finder at the front of sys.meta_path that maps
+`multiprocessing[.X]` to `mpgo[.X]`: importing the alias imports mpgo's
+module and registers that same module object under both names, so
+`multiprocessing.pool is mpgo.pool`. A name mpgo lacks fails to import, as a
+missing module does.
+
+`python -m mpgo` installs it before running the program, and a child of an
+aliased process installs it before importing __mp_main__ or unpickling
+anything (spawn.prepare).
+"""
+
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+
+__all__ = ['install', 'is_installed']
+
+_ALIAS = 'multiprocessing'
+_REAL = 'mpgo'
+
+
+def _real_name(fullname):
+    '''Return mpgo's name for an aliased module name, else None.'''
+    if fullname == _ALIAS:
+        return _REAL
+    if fullname.startswith(_ALIAS + '.'):
+        return _REAL + fullname[len(_ALIAS):]
+    return None
+
+
+class _AliasLoader(importlib.abc.Loader):
+    '''Loads an alias by importing mpgo's module and returning it as is.'''
+
+    def __init__(self, real_name):
+        self._real_name = real_name
+
+    def create_module(self, spec):
+        module = importlib.import_module(self._real_name)
+        # The import system stamps the alias spec on whatever module we
+        # return (other attributes it leaves alone): keep the real one.
+        self._real_spec = module.__spec__
+        return module
+
+    def exec_module(self, module):
+        module.__spec__ = self._real_spec
+
+
+class _AliasFinder(importlib.abc.MetaPathFinder):
+
+    def find_spec(self, fullname, path=None, target=None):
+        real_name = _real_name(fullname)
+        if real_name is None:
+            return None
+        real = sys.modules.get(real_name)
+        real_spec = getattr(real, '__spec__', None)
+        if real_spec is None:
+            real_spec = importlib.util.find_spec(real_name)
+            if real_spec is None:
+                return None
+        return importlib.util.spec_from_loader(
+            fullname, _AliasLoader(real_name),
+            is_package=real_spec.submodule_search_locations is not None)
+
+    def invalidate_caches(self):
+        pass
+
+
+_finder = None
+
+
+def install():
+    '''Make `multiprocessing` and its submodules resolve to mpgo's.
+
+    Idempotent. Modules of the standard library's multiprocessing that are
+    already imported are dropped from sys.modules, so later imports get
+    mpgo's.'''
+    global _finder
+    if _finder is not None:
+        return
+    for name in list(sys.modules):
+        real_name = _real_name(name)
+        if real_name is not None and sys.modules[name] is not \
+                sys.modules.get(real_name):
+            del sys.modules[name]
+    _finder = _AliasFinder()
+    sys.meta_path.insert(0, _finder)
+
+
+def is_installed():
+    '''Return whether install() has been called in this process.'''
+    return _finder is not None
