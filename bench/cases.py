@@ -96,8 +96,104 @@ def array_copy(mp):
     return dt, "s", False
 
 
+def _echo(conn, n):
+    for _ in range(n):
+        conn.send(conn.recv())
+
+
+def pipe_rtt(mp):
+    """Ping-pong of a small object over Pipe(), microseconds per round trip."""
+    n = 20_000
+    a, b = mp.Pipe()
+    p = mp.Process(target=_echo, args=(b, n + 100))
+    p.start()
+    for _ in range(100):  # warm up: the child is running
+        a.send(1)
+        a.recv()
+    t = time.perf_counter()
+    for i in range(n):
+        a.send(i)
+        a.recv()
+    dt = time.perf_counter() - t
+    p.join()
+    return dt / n * 1e6, "us/round trip", False
+
+
+def _produce(q, n, k):
+    for i in range(n):
+        q.put(i)
+
+
+def _queue_run(mp, producers, n):
+    q = mp.Queue()
+    ps = [mp.Process(target=_produce, args=(q, n // producers, k)) for k in range(producers)]
+    t = time.perf_counter()
+    for p in ps:
+        p.start()
+    for _ in range(n):
+        q.get()
+    dt = time.perf_counter() - t
+    for p in ps:
+        p.join()
+    return dt
+
+
+def queue_small(mp):
+    """1 producer -> 1 consumer, 200k ints; messages per second (with the
+    producer's start-up)."""
+    n = 200_000
+    return n / _queue_run(mp, 1, n), "msgs/s", True
+
+
+def queue_2p(mp):
+    """2 producers -> 1 consumer, 200k ints; messages per second."""
+    n = 200_000
+    return n / _queue_run(mp, 2, n), "msgs/s", True
+
+
+def _produce_big(q, n, size):
+    data = b"x" * size
+    for _ in range(n):
+        q.put(data)
+
+
+def queue_1MB(mp):
+    """1 MB bytes objects through a Queue; GB/s."""
+    n, size = 500, 1 << 20
+    q = mp.Queue()
+    p = mp.Process(target=_produce_big, args=(q, n, size))
+    p.start()
+    q.get()  # the producer is running
+    t = time.perf_counter()
+    for _ in range(n - 1):
+        q.get()
+    dt = time.perf_counter() - t
+    p.join()
+    return (n - 1) * size / dt / 1e9, "GB/s", True
+
+
+def get_many(mp):
+    """queue_small drained with get_many(100) where available; msgs/s."""
+    n = 200_000
+    q = mp.Queue()
+    p = mp.Process(target=_produce, args=(q, n, 0))
+    t = time.perf_counter()
+    p.start()
+    got = 0
+    if hasattr(q, "get_many"):
+        while got < n:
+            got += len(q.get_many(100))
+    else:
+        for _ in range(n):
+            q.get()
+    dt = time.perf_counter() - t
+    p.join()
+    return n / dt, "msgs/s", True
+
+
 CASES = {f.__name__: f for f in (process_start, lock_uncontended, value_read,
-                                 value_locked_2p, array_copy)}
+                                 value_locked_2p, array_copy, pipe_rtt,
+                                 queue_small, queue_2p, queue_1MB, get_many)}
 
 if __name__ == "__main__":
     case, impl = sys.argv[1], sys.argv[2]

@@ -103,13 +103,23 @@ class TestPipe:
             with pytest.raises(OSError, match='write-only'):
                 w.recv_bytes_into(bytearray(10))
 
-    def test_duplex_is_socketpair_and_simplex_is_pipe(self):
+    def test_ends_are_rings_with_pollable_doorbells(self):
+        import select
         import stat
+        from mpgo.connection import Connection, RingConnection
         a, b = Pipe()
         r, w = Pipe(False)
         with a, b, r, w:
-            assert stat.S_ISSOCK(os.fstat(a.fileno()).st_mode)
+            for c in (a, b, r, w):
+                assert isinstance(c, RingConnection) and isinstance(c, Connection)
+            assert stat.S_ISFIFO(os.fstat(a.fileno()).st_mode)
             assert stat.S_ISFIFO(os.fstat(r.fileno()).st_mode)
+            # Once fileno() was asked for, a plain select works on it.
+            assert select.select([r.fileno()], [], [], 0)[0] == []
+            w.send('x')
+            assert select.select([r.fileno()], [], [], 5)[0] == [r.fileno()]
+            assert r.recv() == 'x'
+            assert select.select([r.fileno()], [], [], 0)[0] == []
 
     def test_send_bytes_offset_and_size(self):
         a, b = Pipe()
@@ -294,9 +304,12 @@ class TestPipe:
             t.join()
             assert got == data
 
-    def test_wire_format_is_cpythons(self):
-        # 4-byte big-endian length, then the payload
-        a, b = Pipe()
+    def test_socket_wire_format_is_cpythons(self):
+        # Connections over sockets (Listener/Client) keep CPython's framing:
+        # a 4-byte big-endian length, then the payload.
+        import socket
+        s1, s2 = socket.socketpair()
+        a, b = connection.Connection(s1.detach()), connection.Connection(s2.detach())
         with a, b:
             a.send_bytes(b'hello')
             assert os.read(b.fileno(), 100) == b'\x00\x00\x00\x05hello'

@@ -20,14 +20,20 @@ Adapted from CPython's Lib/multiprocessing/connection.py (PSF License).
 
 __all__ = ['Client', 'Listener', 'Pipe', 'wait']
 
+import errno
 import io
 import itertools
 import os
+import select
 import selectors
 import socket
 import struct
 import tempfile
 import time
+
+from queue import Empty
+
+from ._engine import fast as _fast
 
 from . import util
 from . import reduction
@@ -411,21 +417,245 @@ def Client(address, family=None, authkey=None):
 
 
 def Pipe(duplex=True):
-    '''
-    Returns pair of connection objects at either end of a pipe
-    '''
-    if duplex:
-        s1, s2 = socket.socketpair()
-        s1.setblocking(True)
-        s2.setblocking(True)
-        c1 = Connection(s1.detach())
-        c2 = Connection(s2.detach())
-    else:
-        fd1, fd2 = os.pipe()
-        c1 = Connection(fd1, writable=False)
-        c2 = Connection(fd2, readable=False)
+    """
+    Returns pair of connection objects at either end of a pipe.
 
+    The ends carry messages on shared-memory rings (see RingConnection);
+    with duplex=False the first end can only receive, the second only send.
+    """
+    from . import heap
+    from ._ring import Ring
+    ctl = heap.allocate(48, 16)
+    a_in = Ring.new()
+    b_in = Ring.new() if duplex else None
+    bell_a = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    bell_b = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC) if duplex else (None, None)
+    # c1 receives on a_in and sends on b_in; c2 the other way round.
+    c1 = RingConnection(a_in, b_in, bell_a[0], bell_b[1], ctl, 0, True, duplex, True)
+    c2 = RingConnection(b_in, a_in, bell_b[0], bell_a[1], ctl, 1, duplex, True, True)
     return c1, c2
+
+
+class RingConnection(Connection):
+    """One end of a Pipe(): messages on shared-memory rings, one per
+    direction, with the engine's spin-then-futex waiting.
+
+    Each receiving end also has a doorbell, an os.pipe whose read end is the
+    connection's fileno(): the sender writes a byte into it while the
+    receiver is waiting in poll() or wait(), so connections stay usable with
+    selectors and wait() next to sockets and Process.sentinel. A receiver
+    sees EOFError once every copy of the sending end (in every process) is
+    closed, which the kernel reports as a hang-up on that doorbell.
+
+    A 48-byte control block in shared memory holds, for each side, whether
+    it waits on its doorbell now (word `side`: armed) and whether somebody
+    selects on its fileno() directly (word 2 + side: level, every send
+    rings), then one counting semaphore per side (bytes 16 + 16 * side):
+    how many copies of that end are open, so that a send to an end closed
+    everywhere raises BrokenPipeError as a socket would. A peer that died
+    without closing is found by the kernel: every _CHECK_EVERY sends look
+    whether its doorbell still has a reader.
+    """
+
+    _CHECK_EVERY = 256
+
+    def __init__(self, rin, rout, bell_r, peer_bell_w, ctl, side, readable,
+                 writable, new=False):
+        self._rin = rin if readable else None
+        self._rout = rout if writable else None
+        self._in = rin.q if readable else None
+        self._out = rout.q if writable else None
+        self._bell_r = bell_r if readable else None
+        self._peer_bell_w = peer_bell_w if writable else None
+        for fd in (bell_r, peer_bell_w):
+            if fd is not None and fd not in (self._bell_r, self._peer_bell_w):
+                os.close(fd)
+        self._ctl_block = ctl
+        mv = ctl.memoryview()
+        self._ctl = mv[:16].cast("I")
+        self._side = side
+        self._peer = 1 - side
+        kind, vmax = _fast.KIND_SEMAPHORE, _fast.SEM_VALUE_MAX
+        self._alive = _fast.SemLock(mv[16 + 16 * side:32 + 16 * side], kind, 1, vmax, new)
+        self._peer_alive = _fast.SemLock(mv[16 + 16 * self._peer:32 + 16 * self._peer],
+                                         kind, 1, vmax, new)
+        self._sends = 0
+        super().__init__(self._bell_r if readable else self._peer_bell_w,
+                         readable, writable)
+
+    def _close(self, _close=os.close):
+        self._alive.acquire(False)
+        for fd in (self._bell_r, self._peer_bell_w):
+            if fd is not None:
+                _close(fd)
+        self._bell_r = self._peer_bell_w = None
+        self._in = self._out = self._rin = self._rout = None
+
+    def fileno(self):
+        """The doorbell: readable when a message is (or may be) waiting.
+        From now on every send rings it, so it can be selected on directly."""
+        self._check_closed()
+        if self._readable:
+            self._ctl[2 + self._side] = 1
+        return self._handle
+
+    def _ring_peer(self):
+        try:
+            os.write(self._peer_bell_w, b"\1")
+        except (BlockingIOError, BrokenPipeError):
+            pass  # already rung, or nobody left to hear it
+
+    def _check_peer(self):
+        self._sends += 1
+        if not self._peer_alive._get_value() or (
+                self._sends % self._CHECK_EVERY == 0 and self._peer_dead()):
+            raise BrokenPipeError(errno.EPIPE, "the other end of the pipe is closed")
+
+    def _peer_dead(self):
+        p = select.poll()
+        p.register(self._peer_bell_w, select.POLLOUT)
+        return any(ev & select.POLLERR for _, ev in p.poll(0))
+
+    def _send_bytes(self, buf):
+        self._check_peer()
+        self._out.put(buf)
+        if self._ctl[self._peer] or self._ctl[2 + self._peer]:
+            self._ring_peer()
+
+    def send(self, obj):
+        """Send a (picklable) object"""
+        if self._out is None:
+            self._check_closed()
+            self._check_writable()
+        self._check_peer()
+        self._out.put(_ForkingPickler.dumps(obj))
+        if self._ctl[self._peer] or self._ctl[2 + self._peer]:
+            self._ring_peer()
+
+    def _peer_gone(self):
+        p = select.poll()
+        p.register(self._bell_r, select.POLLIN)
+        return any(ev & (select.POLLHUP | select.POLLERR) for _, ev in p.poll(0))
+
+    def _drain_bell(self):
+        try:
+            while os.read(self._bell_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _get(self):
+        q = self._in
+        try:
+            data = q.get(False)
+        except Empty:
+            while True:
+                try:
+                    data = q.get(True, 0.1)
+                    break
+                except Empty:
+                    if self._peer_gone():
+                        try:
+                            data = q.get(False)
+                            break
+                        except Empty:
+                            raise EOFError from None
+        if self._ctl[2 + self._side] and not q.qsize():
+            self._drain_bell()
+        return data
+
+    def recv(self):
+        """Receive a (picklable) object"""
+        if self._in is None:
+            self._check_closed()
+            self._check_readable()
+        return _ForkingPickler.loads(self._get())
+
+    def recv_bytes(self, maxlength=None):
+        """Receive bytes data as a bytes object."""
+        self._check_closed()
+        self._check_readable()
+        if maxlength is not None and maxlength < 0:
+            raise ValueError("negative maxlength")
+        buf = self._get()
+        if maxlength is not None and len(buf) > maxlength:
+            self._bad_message_length()
+        return buf
+
+    def recv_bytes_into(self, buf, offset=0):
+        """Receive bytes data into a writeable bytes-like object.
+        Return the number of bytes read."""
+        self._check_closed()
+        self._check_readable()
+        with memoryview(buf) as m:
+            bytesize = m.itemsize * len(m)
+            if offset < 0:
+                raise ValueError("negative offset")
+            elif offset > bytesize:
+                raise ValueError("offset too large")
+            data = self._get()
+            size = len(data)
+            if bytesize < offset + size:
+                raise BufferTooShort(data)
+            with m.cast("B") as b:
+                b[offset:offset + size] = data
+            return size
+
+    def _poll(self, timeout):
+        q = self._in
+        if q.qsize():
+            return True
+        if timeout is not None and timeout <= 0:
+            return self._peer_gone()
+        side = self._side
+        self._ctl[side] = 1
+        try:
+            if q.qsize():
+                return True
+            p = select.poll()
+            p.register(self._bell_r, select.POLLIN)
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                wait_ms = None if deadline is None else \
+                    max(0, (deadline - time.monotonic()) * 1000)
+                events = p.poll(wait_ms)
+                self._drain_bell()
+                if q.qsize():
+                    return True
+                if any(ev & (select.POLLHUP | select.POLLERR) for _, ev in events):
+                    return True  # EOF: recv() raises EOFError
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+        finally:
+            self._ctl[side] = 0
+
+    def _ready(self):
+        """For wait(): a message is waiting, or the peer is gone."""
+        return self._in is not None and (self._in.qsize() > 0 or self._peer_gone())
+
+
+def _reduce_ring_connection(conn):
+    conn._check_closed()
+    # Count the copy in flight now, not when it is unpickled: the sender
+    # often closes its own copy right after passing it on.
+    conn._alive.release()
+    return _rebuild_ring_connection, (
+        conn._rin.reduce() if conn._readable else None,
+        conn._rout.reduce() if conn._writable else None,
+        reduction.DupFd(conn._bell_r) if conn._readable else None,
+        reduction.DupFd(conn._peer_bell_w) if conn._writable else None,
+        conn._ctl_block, conn._side, conn._readable, conn._writable)
+
+
+def _rebuild_ring_connection(rin, rout, bell_r, peer_bell_w, ctl, side,
+                             readable, writable):
+    from ._ring import attach
+    return RingConnection(
+        attach(*rin) if rin else None, attach(*rout) if rout else None,
+        bell_r.detach() if bell_r else None,
+        peer_bell_w.detach() if peer_bell_w else None,
+        ctl, side, readable, writable)
+
 
 #
 # Definitions for connections based on sockets
@@ -587,6 +817,19 @@ else:
     _WaitSelector = selectors.SelectSelector
 
 
+class _Bell:
+    """A RingConnection's doorbell, registered by wait() without putting the
+    connection in level mode."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def fileno(self):
+        return self.conn._bell_r
+
+
 def wait(object_list, timeout=None):
     '''
     Wait till an object in object_list is ready/readable.
@@ -596,22 +839,47 @@ def wait(object_list, timeout=None):
     readable once the process has exited), plain fds, or anything else with
     a fileno() method.
     '''
-    with _WaitSelector() as selector:
-        for obj in object_list:
-            selector.register(obj, selectors.EVENT_READ)
-
-        if timeout is not None:
-            deadline = time.monotonic() + timeout
-
-        while True:
-            ready = selector.select(timeout)
+    rings = [o for o in object_list if isinstance(o, RingConnection)]
+    for conn in rings:
+        conn._ctl[conn._side] = 1
+    try:
+        with _WaitSelector() as selector:
+            for obj in object_list:
+                selector.register(_Bell(obj) if isinstance(obj, RingConnection)
+                                  else obj, selectors.EVENT_READ)
+            # Rings with a message waiting are ready whatever their
+            # doorbell says; the others are asked without waiting.
+            ready = [o for o in rings if o._ready()]
             if ready:
-                return [key.fileobj for (key, events) in ready]
-            else:
+                timeout = 0
+
+            if timeout is not None:
+                deadline = time.monotonic() + timeout
+
+            while True:
+                result = []
+                for key, events in selector.select(timeout):
+                    obj = key.fileobj
+                    if isinstance(obj, _Bell):
+                        obj.conn._drain_bell()
+                        if not obj.conn._ready():
+                            continue
+                        obj = obj.conn
+                    result.append(obj)
+                for obj in ready:
+                    if obj not in result:
+                        result.append(obj)
+                if result:
+                    return result
                 if timeout is not None:
                     timeout = deadline - time.monotonic()
                     if timeout < 0:
-                        return ready
+                        return []
+    finally:
+        for conn in rings:
+            if conn._bell_r is not None:
+                conn._ctl[conn._side] = 0
+
 
 #
 # Make connection objects shareable
@@ -629,3 +897,4 @@ def rebuild_connection(df, readable, writable):
 
 
 reduction.register(Connection, reduce_connection)
+reduction.register(RingConnection, _reduce_ring_connection)

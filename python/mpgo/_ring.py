@@ -1,0 +1,56 @@
+"""Rings: this process's handles on the engine's shared-memory queues.
+
+A ring (core/queue) carries byte messages between any number of processes.
+mpgo.queues builds Queue, SimpleQueue and JoinableQueue on one ring;
+mpgo.connection builds Pipe() on two. Puts and gets go through the C fast
+path (mpgo._native._fast.Queue); creating, attaching and closing go
+through gopy.
+"""
+import os
+import weakref
+
+from . import heap
+from ._engine import call as _call, fast as _fast
+
+
+def _close(handle):
+    try:
+        _call("QueueClose", handle)
+    except Exception:
+        pass  # interpreter shutdown: the ring goes with the process
+
+
+class Ring:
+    """A shared ring; the handle is closed when the last user drops it."""
+
+    __slots__ = ("handle", "q", "ino", "fd", "__weakref__")
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.q = _fast.Queue(handle)
+        self.fd = _call("QueueFD", handle)
+        self.ino = os.fstat(self.fd).st_ino
+        weakref.finalize(self, _close, handle)
+
+    @classmethod
+    def new(cls, maxsize=0):
+        """A new ring of at most maxsize messages (0: unbounded)."""
+        return cls(_call("QueueNew", maxsize))
+
+    def reduce(self):
+        """The state to pickle: a reference to the ring, never its data."""
+        return (heap.handoff(self.fd, _call("QueueRef", self.handle)), self.ino)
+
+
+def attach(ref, ino):
+    """Attach the ring a pickled reference names."""
+    ref, inherited = heap.resolve(ref)
+    try:
+        ring = Ring(_call("QueueAttach", ref))
+    finally:
+        if inherited is not None:
+            os.close(inherited)
+    if ring.ino != ino:
+        raise OSError("mpgo: the process that pickled this queue no longer "
+                      "holds it (reference %s is stale)" % ref)
+    return ring
