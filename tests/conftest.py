@@ -1,0 +1,89 @@
+"""Shared fixtures for mpgo's Python tests.
+
+Every test is checked for leaks at teardown: a child process still alive
+(after a grace period) or a new /dev/shm entry whose name contains "mpgo"
+fails the test.
+"""
+
+import os
+import signal
+import sys
+import time
+
+import pytest
+
+_PYTHON_DIR = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 'python')
+
+try:
+    import mpgo  # noqa: F401
+except ImportError:
+    sys.path.insert(0, _PYTHON_DIR)
+    import mpgo  # noqa: F401
+
+# Children (and scripts run with subprocess) must import the same mpgo.
+_MPGO_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(mpgo.__file__)))
+if _MPGO_PARENT not in os.environ.get('PYTHONPATH', '').split(os.pathsep):
+    os.environ['PYTHONPATH'] = os.pathsep.join(
+        p for p in (_MPGO_PARENT, os.environ.get('PYTHONPATH')) if p)
+
+# Seconds a test's children get to exit before they count as leaked.
+_CHILD_GRACE = 2.0
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers',
+        'slow: a test that takes seconds (deselect with -m "not slow")')
+    config.addinivalue_line(
+        'markers', 'stress: a long-running stress test')
+
+
+def _live_children(ppid):
+    '''Return the pids of the live (non-zombie) children of ppid.'''
+    pids = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/status' % entry) as f:
+                status = f.read()
+        except OSError:
+            continue
+        fields = dict(line.split(':\t', 1) for line in status.splitlines()
+                      if ':\t' in line)
+        if fields.get('PPid', '').strip() == str(ppid) and \
+                not fields.get('State', '').startswith(('Z', 'X')):
+            pids.append(int(entry))
+    return pids
+
+
+def _shm_entries():
+    try:
+        return {name for name in os.listdir('/dev/shm') if 'mpgo' in name}
+    except FileNotFoundError:
+        return set()
+
+
+@pytest.fixture(autouse=True)
+def no_leaks():
+    '''Fail a test that leaves a live child or a /dev/shm entry behind.'''
+    shm_before = _shm_entries()
+    yield
+    deadline = time.monotonic() + _CHILD_GRACE
+    while (live := _live_children(os.getpid())) and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in live:
+        try:
+            os.kill(pid, signal.SIGKILL)   # so later tests start clean
+        except ProcessLookupError:
+            pass
+    leaked_shm = _shm_entries() - shm_before
+    problems = []
+    if live:
+        problems.append('left live child processes %s' % live)
+    if leaked_shm:
+        problems.append('left /dev/shm entries %s' % sorted(leaked_shm))
+    if problems:
+        pytest.fail('test ' + ' and '.join(problems))
