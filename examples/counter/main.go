@@ -12,11 +12,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"sync/atomic"
-	"unsafe"
 
 	"github.com/mpgo/mpgo/core/shm"
 	mpsync "github.com/mpgo/mpgo/core/sync"
+	"github.com/mpgo/mpgo/core/value"
 )
 
 func main() {
@@ -49,16 +48,16 @@ func run(ref string, lockOff, valueOff, n int) error {
 	if err != nil {
 		return err
 	}
-	v := (*int32)(unsafe.Pointer(&mem[valueOff]))
+	// Python's Value('i') is a C int guarded by an RLock.
+	v, err := value.ViewValue[int32](mem[valueOff:valueOff+4], lock)
+	if err != nil {
+		return err
+	}
 	me := mpsync.Owner{Pid: uint32(os.Getpid()), Tid: 1}
 	for range n {
-		if _, err := lock.Acquire(me, -1); err != nil {
-			return err
-		}
 		// A plain read-modify-write, as Python's v.value += 1 does: the lock
 		// alone makes it exact.
-		atomic.StoreInt32(v, atomic.LoadInt32(v)+1)
-		if err := lock.Release(me); err != nil {
+		if err := v.Update(me, func(x int32) int32 { return x + 1 }); err != nil {
 			return err
 		}
 	}
