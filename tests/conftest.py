@@ -60,7 +60,10 @@ def _live_children(ppid):
 
 def _shm_entries():
     try:
-        return {name for name in os.listdir('/dev/shm') if 'mpgo' in name}
+        # mpgo's own memory never appears here (memfd); SharedMemory's
+        # blocks do, as psm_*.
+        return {name for name in os.listdir('/dev/shm')
+                if 'mpgo' in name or name.startswith('psm_')}
     except FileNotFoundError:
         return set()
 
