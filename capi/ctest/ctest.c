@@ -77,6 +77,34 @@ static void test_arena_and_locks(void) {
 	CHECK(mpgo_arena_close(h2) == 0 && mpgo_arena_close(h) == 0, "close");
 }
 
+static void test_queue(void) {
+	int64_t q = 0, q2 = 0, n = 0, lens[4], count = 0, done = 0;
+	char ref[64], buf[64];
+	CHECK(mpgo_queue_new(0, &q) == 0, "queue new");
+	CHECK(mpgo_queue_put(q, "hello", 5, 0) == 0, "put");
+	CHECK(mpgo_queue_ref(q, ref, sizeof ref) == 0, "ref");
+	CHECK(mpgo_queue_attach(ref, &q2) == 0, "attach");
+	CHECK(mpgo_queue_len(q2, &n) == 0 && n == 1, "len via second handle %lld", (long long)n);
+	CHECK(mpgo_queue_get(q2, buf, 2, 0, &n) == MPGO_ETOOSHORT && n == 5, "too short keeps it");
+	CHECK(mpgo_queue_get(q2, buf, sizeof buf, 0, &n) == 0 && n == 5 && !memcmp(buf, "hello", 5), "get");
+	CHECK(mpgo_queue_get(q, buf, sizeof buf, 0.01, &n) == MPGO_EEMPTY, "empty after timeout");
+	const void *msgs[3] = {"a", "bb", "ccc"};
+	int64_t ls[3] = {1, 2, 3};
+	CHECK(mpgo_queue_put_many(q, msgs, ls, 3, 0, &done) == 0 && done == 3, "put many");
+	CHECK(mpgo_queue_get_many(q, buf, sizeof buf, 4, 0, lens, &count) == 0 && count == 3 &&
+	      lens[0] == 1 && lens[2] == 3 && !memcmp(buf, "abbccc", 6), "get many");
+	CHECK(mpgo_queue_task_done(q) == 0, "task done");
+	for (int i = 0; i < 3; i++) mpgo_queue_task_done(q);
+	CHECK(mpgo_queue_join(q, 0) == 1, "joined");
+	CHECK(mpgo_queue_task_done(q) == MPGO_EVALUE, "too many task_done");
+
+	int64_t b = 0;
+	CHECK(mpgo_queue_new(1, &b) == 0, "bounded");
+	CHECK(mpgo_queue_put(b, "x", 1, 0) == 0 && mpgo_queue_put(b, "y", 1, 0.01) == MPGO_EFULL, "full");
+	CHECK(mpgo_queue_close(b) == 0 && mpgo_queue_close(q2) == 0 && mpgo_queue_close(q) == 0, "close");
+	CHECK(mpgo_queue_put(q, "z", 1, 0) == MPGO_ECLOSED, "closed handle");
+}
+
 static void test_fork_guard(void) {
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -93,6 +121,7 @@ static void test_fork_guard(void) {
 int main(void) {
 	test_process();
 	test_arena_and_locks();
+	test_queue();
 	test_fork_guard();
 	CHECK(mpgo_live_handles() == 0, "handles left: %d", mpgo_live_handles());
 	printf("ctest: %d passed, %d failed\n", checks - failures, failures);
