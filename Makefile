@@ -11,6 +11,8 @@ help: ## list the targets
 
 build: ## build the engine in place (python/mpgo/_native)
 	$(PY) tools/buildext.py --python $(PY)
+	@# Children import mpgo afresh; without .pyc files each one recompiles it.
+	$(PY) -m compileall -q python/mpgo
 
 capi: ## build libmpgo.so and capi/include/mpgo.h for C users
 	$(GO) build -buildmode=c-shared -o _build/libmpgo.so ./capi

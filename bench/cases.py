@@ -119,17 +119,29 @@ def pipe_rtt(mp):
     return dt / n * 1e6, "us/round trip", False
 
 
-def _produce(q, n, k):
+def _produce(q, n, go):
+    go.wait()
     for i in range(n):
         q.put(i)
 
 
-def _queue_run(mp, producers, n):
-    q = mp.Queue()
-    ps = [mp.Process(target=_produce, args=(q, n // producers, k)) for k in range(producers)]
-    t = time.perf_counter()
+def _started(mp, target, args_list):
+    """Start one process per args tuple, each waiting on an Event passed as
+    its last argument; return (processes, event). Timings start at set(),
+    so process start-up is not measured."""
+    go = mp.Event()
+    ps = [mp.Process(target=target, args=args + (go,)) for args in args_list]
     for p in ps:
         p.start()
+    time.sleep(0.5)
+    return ps, go
+
+
+def _queue_run(mp, producers, n):
+    q = mp.Queue()
+    ps, go = _started(mp, _produce, [(q, n // producers)] * producers)
+    t = time.perf_counter()
+    go.set()
     for _ in range(n):
         q.get()
     dt = time.perf_counter() - t
@@ -139,8 +151,7 @@ def _queue_run(mp, producers, n):
 
 
 def queue_small(mp):
-    """1 producer -> 1 consumer, 200k ints; messages per second (with the
-    producer's start-up)."""
+    """1 producer -> 1 consumer, 200k ints; messages per second."""
     n = 200_000
     return n / _queue_run(mp, 1, n), "msgs/s", True
 
@@ -151,8 +162,9 @@ def queue_2p(mp):
     return n / _queue_run(mp, 2, n), "msgs/s", True
 
 
-def _produce_big(q, n, size):
+def _produce_big(q, n, size, go):
     data = b"x" * size
+    go.wait()
     for _ in range(n):
         q.put(data)
 
@@ -161,24 +173,24 @@ def queue_1MB(mp):
     """1 MB bytes objects through a Queue; GB/s."""
     n, size = 500, 1 << 20
     q = mp.Queue()
-    p = mp.Process(target=_produce_big, args=(q, n, size))
-    p.start()
-    q.get()  # the producer is running
+    ps, go = _started(mp, _produce_big, [(q, n, size)])
     t = time.perf_counter()
-    for _ in range(n - 1):
+    go.set()
+    for _ in range(n):
         q.get()
     dt = time.perf_counter() - t
-    p.join()
-    return (n - 1) * size / dt / 1e9, "GB/s", True
+    ps[0].join()
+    return n * size / dt / 1e9, "GB/s", True
 
 
 def get_many(mp):
-    """queue_small drained with get_many(100) where available; msgs/s."""
+    """queue_small drained with get_many(100) where the queue has it;
+    messages per second."""
     n = 200_000
     q = mp.Queue()
-    p = mp.Process(target=_produce, args=(q, n, 0))
+    ps, go = _started(mp, _produce, [(q, n)])
     t = time.perf_counter()
-    p.start()
+    go.set()
     got = 0
     if hasattr(q, "get_many"):
         while got < n:
@@ -187,7 +199,7 @@ def get_many(mp):
         for _ in range(n):
             q.get()
     dt = time.perf_counter() - t
-    p.join()
+    ps[0].join()
     return n / dt, "msgs/s", True
 
 

@@ -19,6 +19,7 @@ import functools
 import io
 import pickle
 import socket
+import threading
 import sys
 
 from . import context
@@ -36,23 +37,66 @@ HAVE_SEND_HANDLE = (hasattr(socket, 'CMSG_LEN') and
 #
 
 
+# Objects of these types pickle the same with or without the extra
+# reducers, so dumps() hands them straight to pickle.dumps.
+_PLAIN = frozenset({int, float, str, bytes, bool, type(None), complex})
+
+# Per thread, one ForkingPickler and its buffer, reused by dumps(): making
+# a Pickler costs more than pickling a small object.
+_reuse = threading.local()
+
+
 class ForkingPickler(pickle.Pickler):
     '''Pickler subclass used by multiprocessing.'''
     _extra_reducers = {}
     _copyreg_dispatch_table = copyreg.dispatch_table
+    # CPython copies copyreg's table into every instance; mpgo builds the
+    # merged table once and again only when a reducer is registered here or
+    # with copyreg.
+    _generation = 0
 
-    def __init__(self, *args):
-        super().__init__(*args)
-        self.dispatch_table = self._copyreg_dispatch_table.copy()
-        self.dispatch_table.update(self._extra_reducers)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.dispatch_table = self._table()
+
+    @classmethod
+    def _table(cls):
+        key = (ForkingPickler._generation, len(cls._copyreg_dispatch_table))
+        cached = cls.__dict__.get('_merged')
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        table = cls._copyreg_dispatch_table.copy()
+        table.update(cls._extra_reducers)
+        cls._merged = (key, table)
+        return table
 
     @classmethod
     def register(cls, type, reduce):
         '''Register a reduce function for a type.'''
         cls._extra_reducers[type] = reduce
+        ForkingPickler._generation += 1
 
     @classmethod
     def dumps(cls, obj, protocol=None):
+        if cls is ForkingPickler and protocol is None:
+            if type(obj) in _PLAIN:
+                return pickle.dumps(obj)
+            slot = _reuse.__dict__.get('slot')
+            key = (ForkingPickler._generation, len(cls._copyreg_dispatch_table))
+            if slot is None or slot[2] != key:
+                buf = io.BytesIO()
+                slot = _reuse.slot = [buf, cls(buf), key, False]
+            if not slot[3]:  # not in use by an outer dumps of this thread
+                buf, pickler = slot[0], slot[1]
+                slot[3] = True
+                try:
+                    buf.seek(0)
+                    buf.truncate()
+                    pickler.clear_memo()
+                    pickler.dump(obj)
+                    return buf.getvalue()
+                finally:
+                    slot[3] = False
         buf = io.BytesIO()
         cls(buf, protocol).dump(obj)
         return buf.getbuffer()

@@ -213,16 +213,52 @@ class Synchronized(SynchronizedBase, _fast.SyncValue):
     pass
 
 
+# Element types whose slices go through a memoryview in bulk instead of
+# element by element through ctypes; the array module has the same codes.
+_BULK_CODES = frozenset('bBhHiIlLqQfd')
+
+
+def _bulk_view(obj):
+    """A memoryview of a ctypes array of a plain number type, or None."""
+    code = getattr(getattr(obj, '_type_', None), '_type_', None)
+    if not isinstance(code, str) or code not in _BULK_CODES:
+        return None
+    import array
+    if array.array(code).itemsize != ctypes.sizeof(obj._type_):
+        return None
+    return memoryview(obj).cast('B').cast(code)
+
+
 class SynchronizedArray(SynchronizedBase):
 
     def __len__(self):
         return len(self._obj)
 
+    def _bulk(self):
+        try:
+            return self.__dict__['_view']
+        except KeyError:
+            view = self.__dict__['_view'] = _bulk_view(self._obj)
+            return view
+
     def __getitem__(self, i):
+        if type(i) is slice and (view := self._bulk()) is not None:
+            with self:
+                return view[i].tolist()
         with self:
             return self._obj[i]
 
     def __setitem__(self, i, value):
+        if type(i) is slice and (view := self._bulk()) is not None:
+            import array
+            try:
+                src = array.array(view.format, value)
+            except TypeError:
+                src = None  # let ctypes raise its own error
+            if src is not None:
+                with self:
+                    view[i] = src
+                return
         with self:
             self._obj[i] = value
 
