@@ -3,7 +3,6 @@ package queue
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -17,9 +16,9 @@ import (
 // most recheckEvery. The slices bound the wait of a sleeper whose wake-up
 // went to a process that died before acting on it.
 const (
-	spinStart    = 32
-	spinMin      = 4
-	spinMax      = 256
+	spinStart    = 16 // microseconds
+	spinMin      = 2
+	spinMax      = 64
 	recheckEvery = 250 * time.Millisecond
 )
 
@@ -330,15 +329,12 @@ func (q *Queue) park(w waitOn, d *deadline, spun *bool) bool {
 }
 
 // spinFor re-checks w's condition without the lock for the current spin
-// budget, and adapts the budget to whether that paid off.
+// budget (in microseconds), and adapts the budget to whether that paid off.
 func (q *Queue) spinFor(w waitOn) {
 	n := q.spin.Load()
-	for range n {
-		if q.ready(w) {
-			q.spin.Store(min(n*2, spinMax))
-			return
-		}
-		runtime.Gosched()
+	if futex.Spin(func() bool { return q.ready(w) }, time.Duration(n)*time.Microsecond) {
+		q.spin.Store(min(n*2, spinMax))
+		return
 	}
 	q.spin.Store(max(n/2, spinMin))
 }

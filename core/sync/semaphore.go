@@ -2,7 +2,6 @@ package sync
 
 import (
 	"fmt"
-	"runtime"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -85,11 +84,8 @@ func (s *Semaphore) Acquire(timeout time.Duration) (bool, error) {
 	if timeout == 0 {
 		return false, nil
 	}
-	for range spins {
-		runtime.Gosched()
-		if s.tryDown() {
-			return true, nil
-		}
+	if futex.Spin(s.tryDown, futex.SpinFor) {
+		return true, nil
 	}
 	d := futex.NewDeadline(timeout)
 	atomic.AddUint32(s.sleepers, 1)

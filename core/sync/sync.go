@@ -44,9 +44,6 @@ func ownerDied(kind string, pid uint32) {
 	}
 }
 
-// spins bounds the optimistic retries of a contended acquire before it sleeps.
-const spins = 8
-
 // view checks that mem can hold a primitive of size bytes.
 func view(kind string, mem []byte, size int) error {
 	if len(mem) < size || uintptr(unsafe.Pointer(unsafe.SliceData(mem)))%8 != 0 {

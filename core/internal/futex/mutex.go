@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -18,8 +17,10 @@ import (
 // about twice this.
 const CheckEvery = 100 * time.Millisecond
 
-// spins bounds the optimistic retries before a contended Lock sleeps.
-const spins = 8
+// SpinFor is how long a contended Lock or Semaphore acquire spins before it
+// sleeps: a holder in another process usually lets go within a few
+// microseconds, and a futex sleep and wake-up costs tens of them.
+const SpinFor = 20 * time.Microsecond
 
 // Mutex is a robust cross-process mutex over uint32 words of shared memory,
 // in a protocol a C fast path can follow too:
@@ -63,12 +64,11 @@ func (m Mutex) Lock(pid, tid uint32, timeout time.Duration) (ok bool, deadPid ui
 		return false, 0
 	}
 	d := NewDeadline(timeout)
-	for range spins {
-		runtime.Gosched()
-		if atomic.LoadUint32(m.State) == 0 && atomic.CompareAndSwapUint32(m.State, 0, 1) {
-			m.own(pid, tid)
-			return true, 0
-		}
+	if Spin(func() bool {
+		return atomic.LoadUint32(m.State) == 0 && atomic.CompareAndSwapUint32(m.State, 0, 1)
+	}, SpinFor) {
+		m.own(pid, tid)
+		return true, 0
 	}
 	checked := time.Now()
 	for {
