@@ -423,11 +423,17 @@ def Pipe(duplex=True):
     The ends carry messages on shared-memory rings (see RingConnection);
     with duplex=False the first end can only receive, the second only send.
     """
+    return _ring_pipe(duplex)
+
+
+def _ring_pipe(duplex, maxsize=0):
+    """Pipe()'s two ends; maxsize bounds the rings (mpgo.queues uses a
+    one-way pipe with a bounded ring as a Queue)."""
     from . import heap
     from ._ring import Ring
     ctl = heap.allocate(48, 16)
-    a_in = Ring.new()
-    b_in = Ring.new() if duplex else None
+    a_in = Ring.new(maxsize)
+    b_in = Ring.new(maxsize) if duplex else None
     bell_a = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     bell_b = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC) if duplex else (None, None)
     # c1 receives on a_in and sends on b_in; c2 the other way round.
@@ -544,6 +550,10 @@ class RingConnection(Connection):
         except BlockingIOError:
             pass
 
+    def _drain_if_empty(self):
+        if not self._in.qsize():
+            self._drain_bell()
+
     def _get(self):
         q = self._in
         try:
@@ -628,6 +638,10 @@ class RingConnection(Connection):
                     return False
         finally:
             self._ctl[side] = 0
+
+    def __reduce__(self):
+        # Unlike CPython's Connection, picklable by any pickler, at any time.
+        return _reduce_ring_connection(self)
 
     def _ready(self):
         """For wait(): a message is waiting, or the peer is gone."""
