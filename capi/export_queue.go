@@ -95,6 +95,22 @@ func goQueuePutMany(handle C.int64_t, msgs *unsafe.Pointer, lens *C.int64_t, cou
 	return capiErr(err)
 }
 
+//export goQueuePutV
+func goQueuePutV(handle C.int64_t, parts *unsafe.Pointer, lens *C.int64_t, count C.int64_t, timeout C.double) (rc C.int) {
+	defer capiRecover(&rc)
+	q, err := handles.Queues.Get(int64(handle))
+	if err != nil {
+		return capiErr(err)
+	}
+	ps := unsafe.Slice(parts, int(count))
+	ls := unsafe.Slice(lens, int(count))
+	msg := make([][]byte, len(ps))
+	for i := range ps {
+		msg[i] = cbytes(ps[i], ls[i])
+	}
+	return capiErr(q.PutV(msg, seconds(timeout)))
+}
+
 // goQueueGet copies the next message into buf. When buf is too short it
 // returns MPGO_ETOOSHORT with the length in *n and leaves the message.
 //

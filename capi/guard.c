@@ -196,3 +196,9 @@ int mpgo_queue_close(int64_t handle) {
 	GUARD();
 	return goQueueClose(handle);
 }
+
+int mpgo_queue_put_v(int64_t handle, const void *const *parts, const int64_t *lens,
+                     int64_t count, double timeout) {
+	GUARD();
+	return goQueuePutV(handle, (void **)parts, (int64_t *)lens, count, timeout);
+}

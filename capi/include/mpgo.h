@@ -166,6 +166,10 @@ int mpgo_queue_ref(int64_t handle, char *buf, size_t len);
 /* mpgo_queue_put appends n bytes (MPGO_EFULL on timeout, bounded queues). */
 int mpgo_queue_put(int64_t handle, const void *msg, int64_t n, double timeout);
 
+/* mpgo_queue_put_v appends ONE message made of count parts laid end to end. */
+int mpgo_queue_put_v(int64_t handle, const void *const *parts, const int64_t *lens,
+                     int64_t count, double timeout);
+
 /* mpgo_queue_put_many appends count messages; *done says how many went in. */
 int mpgo_queue_put_many(int64_t handle, const void *const *msgs, const int64_t *lens,
                         int64_t count, double timeout, int64_t *done);

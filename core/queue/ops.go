@@ -84,7 +84,16 @@ var (
 // it grows the ring, and it waits for the lock however long. It fails with
 // errs.ErrClosed after Close or Shutdown. Every Put adds one unfinished task.
 func (q *Queue) Put(msg []byte, timeout time.Duration) error {
-	one := [1][]byte{msg}
+	one := [1]message{{msg}}
+	_, err := q.put(one[:], timeout)
+	return err
+}
+
+// PutV appends one message made of parts laid end to end, as Put does. It
+// spares the caller a copy: a big payload goes from where it is straight
+// into the ring, next to a small header or trailer.
+func (q *Queue) PutV(parts [][]byte, timeout time.Duration) error {
+	one := [1]message{parts}
 	_, err := q.put(one[:], timeout)
 	return err
 }
@@ -94,13 +103,28 @@ func (q *Queue) Put(msg []byte, timeout time.Duration) error {
 // queue the rest wait for room until timeout, and a shortfall fails with
 // errs.ErrFull.
 func (q *Queue) PutMany(msgs [][]byte, timeout time.Duration) (int, error) {
-	return q.put(msgs, timeout)
+	batch := make([]message, len(msgs))
+	for i, m := range msgs {
+		batch[i] = message{m}
+	}
+	return q.put(batch, timeout)
 }
 
-func (q *Queue) put(msgs [][]byte, timeout time.Duration) (int, error) {
+// message is one message given as parts, which put lays end to end.
+type message [][]byte
+
+func (m message) len() int {
+	n := 0
+	for _, p := range m {
+		n += len(p)
+	}
+	return n
+}
+
+func (q *Queue) put(msgs []message, timeout time.Duration) (int, error) {
 	for _, m := range msgs {
-		if len(m) > MaxMessage {
-			return 0, fmt.Errorf("queue: message of %d bytes: %w", len(m), errs.ErrValue)
+		if n := m.len(); n > MaxMessage {
+			return 0, fmt.Errorf("queue: message of %d bytes: %w", n, errs.ErrValue)
 		}
 	}
 	if !q.enter() {

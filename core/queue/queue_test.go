@@ -607,3 +607,19 @@ func TestHammerQueue(t *testing.T) {
 		})
 	}
 }
+
+func TestPutVLaysPartsEndToEnd(t *testing.T) {
+	q, err := queue.New(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if err := q.PutV([][]byte{[]byte("head-"), nil, []byte("body"), []byte("!")}, 0); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, err := q.Get(buf, 0)
+	if err != nil || string(buf[:n]) != "head-body!" {
+		t.Fatalf("Get = %q, %v", buf[:n], err)
+	}
+}

@@ -178,10 +178,10 @@ func (q *Queue) copyOut(p uint64, b []byte) {
 
 // putLocked appends msgs to the ring, growing it if they do not fit, and
 // commits them in one step. The lock must be held and the bound checked.
-func (q *Queue) putLocked(msgs [][]byte) error {
+func (q *Queue) putLocked(msgs []message) error {
 	need := uint64(0)
 	for _, m := range msgs {
-		need += record(len(m))
+		need += record(m.len())
 	}
 	head, tail := atomic.LoadUint64(q.w64(offHead)), atomic.LoadUint64(q.w64(offTail))
 	if q.capacity-(tail-head) < need {
@@ -191,10 +191,15 @@ func (q *Queue) putLocked(msgs [][]byte) error {
 	}
 	p := tail
 	for _, m := range msgs {
+		n := m.len()
 		i := p & (q.capacity - 1)
-		binary.LittleEndian.PutUint64(q.data[i:i+lenSize], uint64(len(m)))
-		q.copyIn(p+lenSize, m)
-		p += record(len(m))
+		binary.LittleEndian.PutUint64(q.data[i:i+lenSize], uint64(n))
+		at := p + lenSize
+		for _, part := range m {
+			q.copyIn(at, part)
+			at += uint64(len(part))
+		}
+		p += record(n)
 	}
 	written := q.w64(offWritten)
 	atomic.StoreUint64(written, atomic.LoadUint64(written)+need)
@@ -229,7 +234,7 @@ func (q *Queue) takeLocked(buf []byte, max int, lens []int) (_ []int, need int, 
 		k++
 	}
 	q.commit(p, tail, count-k, atomic.LoadUint64(q.w64(offUnfinished)))
-	if count == k && q.capacity > q.initCap && atomic.LoadUint64(q.w64(offWritten)) >= q.initCap {
+	if count == k && q.capacity > q.initCap && q.capacity > keepResident && atomic.LoadUint64(q.w64(offWritten)) >= q.initCap {
 		q.punch()
 	}
 	return lens, 0, nil
@@ -269,6 +274,11 @@ func (q *Queue) apply(head, tail, count, unfinished uint64) {
 	atomic.StoreUint64(q.w64(offCount), count)
 	*q.w64(offUnfinished) = unfinished
 }
+
+// keepResident is the ring size up to which a drained ring keeps its
+// pages: punching them out and faulting them back in on every drain would
+// cost more than the copies when a few big messages are in flight at once.
+const keepResident = 2 << 20
 
 // punch hands the pages of the drained ring back to the kernel; they read
 // as zero when next touched. The queue must be empty and locked.

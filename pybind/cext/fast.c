@@ -639,27 +639,85 @@ static PyObject *queue_get(QueueObj *q, PyObject *const *args, Py_ssize_t nargs)
 	if (!scratch && !(scratch = PyMem_RawMalloc(SCRATCH))) return PyErr_NoMemory();
 	int64_t n = 0;
 	int rc = mpgo_queue_get(q->h, scratch, SCRATCH, 0, &n);
-	if (rc == MPGO_EEMPTY && t != 0) {
-		Slicer sl;
-		slicer_start(&sl, t);
-		double slice;
-		while (rc == MPGO_EEMPTY && !slicer_next(&sl, &slice)) {
-			Py_BEGIN_ALLOW_THREADS
-			rc = mpgo_queue_get(q->h, scratch, SCRATCH, slice, &n);
-			Py_END_ALLOW_THREADS
-			if (rc == MPGO_EEMPTY && PyErr_CheckSignals() < 0) return NULL;
+	Slicer sl;
+	slicer_start(&sl, t);
+	for (;;) {
+		if (rc == 0) return PyBytes_FromStringAndSize(scratch, n);
+		if (rc == MPGO_ETOOSHORT) {
+			/* A message larger than the scratch buffer: fetch it straight
+			 * into a bytes object of its size. */
+			PyObject *b = get_exact(q, n);
+			if (!IS_CODE(b)) return b;
+			rc = (int)(intptr_t)b;  /* another consumer took it first */
 		}
-	}
-	if (rc == 0) return PyBytes_FromStringAndSize(scratch, n);
-	if (rc == MPGO_ETOOSHORT) {
-		PyObject *b = get_exact(q, n);
-		if (!IS_CODE(b)) return b;
-		rc = (int)(intptr_t)b;
-		/* A big message vanished between the two gets: report empty, as a
-		 * non-blocking get would. */
+		if (rc != MPGO_EEMPTY || t == 0) break;
+		double slice;
+		if (slicer_next(&sl, &slice)) break;
+		Py_BEGIN_ALLOW_THREADS
+		rc = mpgo_queue_get(q->h, scratch, SCRATCH, slice, &n);
+		Py_END_ALLOW_THREADS
+		if (rc == MPGO_EEMPTY && PyErr_CheckSignals() < 0) return NULL;
 	}
 	raise_code(rc);
 	return NULL;
+}
+
+/* Raw messages: a bytes object of at least RAW_MIN bytes travels as itself
+ * followed by one RAW_TAG byte instead of as a pickle, so it is copied once
+ * on each side (pickling it would copy it twice more). Every pickle ends
+ * with the STOP opcode '.', so the tag tells the two apart. */
+#define RAW_MIN (64 * 1024)
+#define RAW_TAG 0
+
+static PyObject *queue_put_raw(QueueObj *q, PyObject *const *args, Py_ssize_t nargs) {
+	if (nargs < 1 || nargs > 3 || !PyBytes_CheckExact(args[0])) {
+		PyErr_SetString(PyExc_TypeError, "put_raw(bytes, block=True, timeout=None)");
+		return NULL;
+	}
+	double t;
+	if (parse_timeout(nargs > 1 ? args[1] : NULL, nargs > 2 ? args[2] : NULL, &t) < 0) return NULL;
+	if (check_forked() < 0) return NULL;
+	static const char tag = RAW_TAG;
+	PyObject *b = args[0];
+	const void *parts[2] = {PyBytes_AS_STRING(b), &tag};
+	int64_t lens[2] = {PyBytes_GET_SIZE(b), 1};
+	int rc;
+	Py_BEGIN_ALLOW_THREADS
+	rc = mpgo_queue_put_v(q->h, parts, lens, 2, 0);
+	Py_END_ALLOW_THREADS
+	if (rc == MPGO_EFULL && t != 0) {
+		Slicer sl;
+		slicer_start(&sl, t);
+		double slice;
+		while (rc == MPGO_EFULL && !slicer_next(&sl, &slice)) {
+			Py_BEGIN_ALLOW_THREADS
+			rc = mpgo_queue_put_v(q->h, parts, lens, 2, slice);
+			Py_END_ALLOW_THREADS
+			if (rc == MPGO_EFULL && PyErr_CheckSignals() < 0) return NULL;
+		}
+	}
+	if (rc < 0) { raise_code(rc); return NULL; }
+	Py_RETURN_NONE;
+}
+
+/* get_obj(block, timeout, loads): the next message as an object: a raw
+ * message is returned as the bytes it carries (the tag cut off in place),
+ * anything else is passed to loads. */
+static PyObject *queue_get_obj(QueueObj *q, PyObject *const *args, Py_ssize_t nargs) {
+	if (nargs != 3) {
+		PyErr_SetString(PyExc_TypeError, "get_obj(block, timeout, loads)");
+		return NULL;
+	}
+	PyObject *m = queue_get(q, args, 2);
+	if (!m) return NULL;
+	Py_ssize_t n = PyBytes_GET_SIZE(m);
+	if (n > 0 && PyBytes_AS_STRING(m)[n - 1] == RAW_TAG) {
+		if (_PyBytes_Resize(&m, n - 1) < 0) return NULL;
+		return m;
+	}
+	PyObject *obj = PyObject_CallOneArg(args[2], m);
+	Py_DECREF(m);
+	return obj;
 }
 
 static PyObject *queue_get_many(QueueObj *q, PyObject *const *args, Py_ssize_t nargs) {
@@ -807,6 +865,8 @@ static PyObject *queue_join(QueueObj *q, PyObject *const *args, Py_ssize_t nargs
 static PyMethodDef queue_methods[] = {
 	{"put", (PyCFunction)(void (*)(void))queue_put, METH_FASTCALL, "put(data, block=True, timeout=None)"},
 	{"get", (PyCFunction)(void (*)(void))queue_get, METH_FASTCALL, "get(block=True, timeout=None) -> bytes"},
+	{"put_raw", (PyCFunction)(void (*)(void))queue_put_raw, METH_FASTCALL, "put_raw(bytes, block=True, timeout=None)"},
+	{"get_obj", (PyCFunction)(void (*)(void))queue_get_obj, METH_FASTCALL, "get_obj(block, timeout, loads) -> object"},
 	{"put_many", (PyCFunction)(void (*)(void))queue_put_many, METH_FASTCALL, "put_many(messages, block=True, timeout=None) -> int"},
 	{"get_many", (PyCFunction)(void (*)(void))queue_get_many, METH_FASTCALL, "get_many(max, block=True, timeout=None) -> list"},
 	{"qsize", (PyCFunction)queue_qsize, METH_NOARGS, "exact number of messages"},
@@ -867,5 +927,6 @@ PyMODINIT_FUNC PyInit__fast(void) {
 	PyModule_AddIntConstant(m, "KIND_SEMAPHORE", MPGO_KIND_SEMAPHORE);
 	PyModule_AddIntConstant(m, "LOCK_SIZE", MPGO_LOCK_SIZE);
 	PyModule_AddIntConstant(m, "SEM_VALUE_MAX", MPGO_SEM_VALUE_MAX);
+	PyModule_AddIntConstant(m, "RAW_MIN", RAW_MIN);
 	return m;
 }
