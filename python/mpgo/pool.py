@@ -1,0 +1,1790 @@
+"""Pool and ThreadPool: a pool of workers running tasks.
+
+The public API is CPython's. Underneath, each worker has a channel of its
+own to the parent instead of CPython's two queues shared by all workers:
+for a worker process a socketpair carrying frames (see _FRAME below), for a
+ThreadPool thread a queue.SimpleQueue in and a queue shared by the pool's
+threads out. The parent decides which worker runs which task, and a worker
+reports "started" before it runs one, so the parent always knows which task
+each worker is running. That buys what CPython cannot do:
+
+* A worker that dies (SIGKILL, os._exit, a segfault, a task raising
+  SystemExit) fails the one task it was running with WorkerLostError, which
+  names the worker's pid and how it ended. Tasks handed to it but not yet
+  started go to other workers. The worker is replaced and every other task
+  completes. (CPython waits for such a task for ever.) A worker killed
+  while writing to its channel corrupts no other worker's channel.
+* A task that cannot be pickled (or unpickled in the worker), and a result
+  that cannot be pickled (or unpickled in the parent), fail that task only.
+* An initializer that raises breaks the pool instead of respawning workers
+  for ever: every task not yet handed to a worker, and every task submitted
+  later, fails with InitializerError, whose __cause__ is the initializer's
+  exception (with the worker's traceback as its __cause__). Workers that
+  keep dying before they are ready (three in a row, for example because the
+  main module cannot be imported in a child) break the pool the same way,
+  with WorkerLostError.
+* mpgo objects (Queue, Value, Lock, ...) can be task arguments: they pickle
+  at any time.
+* A worker flushes sys.stdout and sys.stderr after each task, before it
+  reports the result, so what tasks print is not lost when the pool is
+  terminated (as `with Pool() as p:` does on exit) with output to a pipe.
+* terminate() sends SIGTERM to the workers (after giving those already
+  told to stop a moment to exit), and SIGKILL to those still alive a few
+  seconds later.
+
+Scheduling: a worker gets a task when it is idle; a worker whose last task
+was short (under _FAST_TASK) may also have a few more waiting in its
+channel, so that it never waits for the parent between short tasks, while a
+long task never holds up others queued behind it. Chunk sizes are CPython's.
+
+As in CPython, callbacks run in the pool's result-handler thread, and an
+AsyncResult's callback has returned before wait()/get() return. An exception
+raised by a callback is printed instead of killing the result handler.
+
+Threads of a pool (all daemonic, none holds a reference to the Pool, so that
+an unreferenced pool is terminated by its finalizer):
+
+* worker handler: starts workers up to the pool's size, and again whenever
+  one has exited; when the pool is closed and no job is left, it ends and
+  tells the task handler.
+* task handler: takes the tasks of each job in turn, pickles them and hands
+  them to workers (at most as many wait for a worker as the pool has
+  workers, so a long or endless imap() iterable is not read ahead).
+* result handler: reads every worker's channel and watches every worker
+  process's sentinel; records results and deaths, and hands more tasks to
+  the workers that have room.
+
+Adapted from CPython's Lib/multiprocessing/pool.py (PSF License).
+"""
+
+__all__ = ['Pool', 'ThreadPool']
+
+#
+# Imports
+#
+
+import collections
+import itertools
+import os
+import queue
+import select
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+import traceback
+import types
+import warnings
+
+# If threading is available then ThreadPool should be provided.  Therefore
+# we avoid top-level imports which are liable to fail on some systems.
+from . import util
+from . import get_context
+from .context import reduction
+from .context import ProcessError, TimeoutError
+
+#
+# Constants representing the state of a pool
+#
+
+INIT = "INIT"
+RUN = "RUN"
+CLOSE = "CLOSE"
+TERMINATE = "TERMINATE"
+
+#
+# Miscellaneous
+#
+
+job_counter = itertools.count()
+
+
+def mapstar(args):
+    return list(map(*args))
+
+
+def starmapstar(args):
+    return list(itertools.starmap(args[0], args[1]))
+
+#
+# Hack to embed stringification of remote traceback in local traceback
+#
+
+
+class RemoteTraceback(Exception):
+    def __init__(self, tb):
+        self.tb = tb
+
+    def __str__(self):
+        return self.tb
+
+
+class ExceptionWithTraceback:
+    def __init__(self, exc, tb):
+        tb = traceback.format_exception(type(exc), exc, tb)
+        tb = ''.join(tb)
+        self.exc = exc
+        self.tb = '\n"""\n%s"""' % tb
+
+    def __reduce__(self):
+        return rebuild_exc, (self.exc, self.tb)
+
+
+def rebuild_exc(exc, tb):
+    exc.__cause__ = RemoteTraceback(tb)
+    return exc
+
+#
+# Exceptions
+#
+
+
+class MaybeEncodingError(Exception):
+    """Wraps possible unpickleable errors, so they can be
+    safely sent through the socket."""
+
+    def __init__(self, exc, value):
+        self.exc = repr(exc)
+        self.value = repr(value)
+        super(MaybeEncodingError, self).__init__(self.exc, self.value)
+
+    def __str__(self):
+        return "Error sending result: '%s'. Reason: '%s'" % (self.value,
+                                                             self.exc)
+
+    def __repr__(self):
+        return "<%s: %s>" % (self.__class__.__name__, self)
+
+
+class WorkerLostError(ProcessError):
+    """A pool worker ended while it was running a task (or kept ending
+    before it could take one). `pid` is the worker's pid (None for a
+    ThreadPool thread) and `exitcode` its exit code, -N if it was killed by
+    signal N (None if unknown)."""
+
+    def __init__(self, message, pid=None, exitcode=None):
+        super().__init__(message)
+        self.pid = pid
+        self.exitcode = exitcode
+
+    def __reduce__(self):
+        return type(self), (self.args[0], self.pid, self.exitcode)
+
+
+class InitializerError(ProcessError):
+    """The pool's initializer raised in a worker; the pool is broken. The
+    initializer's exception is the __cause__."""
+
+
+#
+# A worker's channel carries frames. A frame is
+#
+#   offset  size  field
+#   0       8     length of the rest of the frame (big-endian)
+#   8       1     kind (below)
+#   9       8     job (signed)
+#   17      8     index of the task in the job (signed)
+#   25      8     seconds the task ran (a double; _DONE and _FAILED only)
+#   33      -     payload: pickled, for the kinds in _WITH_PAYLOAD
+#
+#   parent -> worker   _TASK      the task (func, args, kwds)
+#                      _STOP      exit once the tasks sent so far are done
+#   worker -> parent   _READY     the initializer has run
+#                      _INIT_FAILED  the initializer's exception; exits
+#                      _STARTED   the next task is about to run
+#                      _DONE      its result
+#                      _FAILED    its exception
+#
+# A ThreadPool thread gets and sends the same fields as tuples, payloads
+# unpickled.
+#
+
+_FRAME = struct.Struct('!Qcqqd')
+_TASK, _STOP = b'T', b'X'
+_READY, _INIT_FAILED, _STARTED, _DONE, _FAILED = b'R', b'I', b'S', b'D', b'F'
+_WITH_PAYLOAD = (_TASK, _INIT_FAILED, _DONE, _FAILED)
+_RECV_SIZE = 1 << 16
+_MAX_RECV_SIZE = 1 << 24
+
+# A worker whose last task ran for less than _FAST_TASK seconds is handed up
+# to _PREFETCH tasks at a time (the next ones wait in its channel, so it
+# never waits for the parent between short tasks), as long as the tasks it
+# has not started come to at most _PREFETCH_BYTES (so that sending to it
+# never blocks). Other workers get a task only when idle, so that a long
+# task never holds up another one queued behind it.
+_FAST_TASK = 0.005
+_PREFETCH = 8
+_PREFETCH_BYTES = 1 << 16
+
+# Workers that die before they are ready, in a row, that break the pool.
+_MAX_STARTUP_FAILURES = 3
+# Seconds terminate() gives workers to exit after SIGTERM before SIGKILL,
+# and before that, workers already told to stop to exit on their own.
+_TERMINATE_GRACE = 5.0
+_STOP_GRACE = 1.0
+
+
+class _FrameReader(object):
+    '''Splits what is read from a stream socket into frames. A frame
+    larger than _RECV_SIZE is read straight into a buffer of its size.'''
+
+    __slots__ = ('sock', 'buf', 'big', 'filled')
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = bytearray()
+        self.big = None         # the large frame being read
+        self.filled = 0         # bytes of it read so far
+
+    def fill(self, flags=0):
+        '''Read what is there (blocks for some unless flags has
+        MSG_DONTWAIT). Returns whether all that was asked for came (so
+        more may be there); raises EOFError at the end of the stream and
+        BlockingIOError if nothing is there.'''
+        if self.big is not None:
+            view = memoryview(self.big)[self.filled:]
+            if not view:
+                return True     # next() has a frame to return first
+            n = self.sock.recv_into(view, 0, flags)
+            if n == 0:
+                raise EOFError
+            self.filled += n
+            return n == len(view)
+        data = self.sock.recv(_RECV_SIZE, flags)
+        if not data:
+            raise EOFError
+        self.buf += data
+        return len(data) == _RECV_SIZE
+
+    def next(self):
+        '''Return the first whole frame read, as (kind, job, i, seconds,
+        payload or None), and drop it; None if there is none.'''
+        big = self.big
+        if big is not None:
+            if self.filled < len(big):
+                return None
+            self.big = None
+            rest, kind, job, i, seconds = _FRAME.unpack_from(big)
+            return kind, job, i, seconds, memoryview(big)[_FRAME.size:]
+        buf = self.buf
+        if len(buf) < _FRAME.size:
+            return None
+        rest, kind, job, i, seconds = _FRAME.unpack_from(buf)
+        end = 8 + rest
+        if len(buf) < end:
+            if end > _RECV_SIZE:
+                self.big = bytearray(end)
+                self.big[:len(buf)] = buf
+                self.filled = len(buf)
+                self.buf = bytearray()
+            return None
+        payload = buf[_FRAME.size:end] if kind in _WITH_PAYLOAD else None
+        del buf[:end]
+        return kind, job, i, seconds, payload
+
+    def has_frame(self):
+        '''Whether next() would return a frame.'''
+        buf = self.buf
+        if self.big is not None or len(buf) < _FRAME.size:
+            return False
+        return len(buf) >= 8 + int.from_bytes(buf[:8], 'big')
+
+
+def _encode_frame(kind, job=-1, i=-1, seconds=0.0, payload=None):
+    '''Return the buffers that make up a frame.'''
+    if payload is None:
+        return [_FRAME.pack(_FRAME.size - 8, kind, job, i, seconds)]
+    return [_FRAME.pack(_FRAME.size - 8 + len(payload), kind, job, i,
+                        seconds), payload]
+
+
+def _send_all(sock, bufs):
+    '''Write the buffers bufs on the blocking stream socket sock.'''
+    if len(bufs) == 1 or sum(map(len, bufs)) <= _RECV_SIZE:
+        sock.sendall(b''.join(bufs))
+        return
+    bufs = [memoryview(b) for b in bufs]
+    while bufs:
+        n = sock.sendmsg(bufs)
+        while n:
+            if n >= len(bufs[0]):
+                n -= len(bufs.pop(0))
+            else:
+                bufs[0] = bufs[0][n:]
+                n = 0
+
+
+class _SocketChannel(object):
+    '''The worker's end of a worker process's channel.'''
+
+    def __init__(self, sock):
+        self._sock = sock
+        self._reader = None
+        self._held = []
+
+    def setup(self):
+        # Our fd must not leak into processes that tasks start: the parent
+        # sees the end of the channel only when every copy is closed.
+        self._sock.set_inheritable(False)
+        self._reader = _FrameReader(self._sock)
+
+    def recv(self):
+        reader = self._reader
+        while True:
+            frame = reader.next()
+            if frame is not None:
+                kind, job, i, _, payload = frame
+                return kind, job, i, payload
+            self.flush()
+            reader.fill()
+
+    @staticmethod
+    def decode(payload):
+        return reduction.ForkingPickler.loads(payload)
+
+    def send(self, kind, job=-1, i=-1, value=None, seconds=0.0):
+        '''Send a frame. A result is held back if the next task is
+        already here: it goes with that task's _STARTED, in one write.'''
+        payload = None
+        if kind in _WITH_PAYLOAD:
+            try:
+                payload = reduction.ForkingPickler.dumps(value)
+            except Exception as e:
+                if isinstance(value, ExceptionWithTraceback):
+                    value = value.exc
+                wrapped = MaybeEncodingError(e, value)
+                util.debug("Possible encoding error while sending result: %s"
+                           % wrapped)
+                if kind == _DONE:
+                    kind = _FAILED
+                payload = reduction.ForkingPickler.dumps(wrapped)
+        self._held += _encode_frame(kind, job, i, seconds, payload)
+        if kind in (_DONE, _FAILED) and self._reader.has_frame():
+            return
+        self.flush()
+
+    def flush(self):
+        if self._held:
+            held, self._held = self._held, []
+            _send_all(self._sock, held)
+
+    def close(self):
+        try:
+            self.flush()
+        except OSError:
+            pass
+        self._sock.close()
+
+
+#
+# Code run by workers
+#
+
+
+def worker(channel, initializer=None, initargs=(), maxtasks=None,
+           wrap_exception=False):
+    '''Run the tasks received on channel until told to stop, until the
+    channel closes or, if maxtasks is not None, after maxtasks tasks.'''
+    if (maxtasks is not None) and not (isinstance(maxtasks, int)
+                                       and maxtasks >= 1):
+        raise AssertionError("Maxtasks {!r} is not valid".format(maxtasks))
+    channel.setup()
+    send = channel.send
+    clock = time.perf_counter
+
+    if initializer is not None:
+        try:
+            initializer(*initargs)
+        except BaseException as e:
+            if wrap_exception:
+                e = ExceptionWithTraceback(e, e.__traceback__)
+            try:
+                send(_INIT_FAILED, value=e)
+            except OSError:
+                pass
+            channel.close()
+            util.debug('worker initializer failed -- exiting')
+            raise _InitializerFailed(1)
+
+    completed = 0
+    try:
+        util._flush_std_streams()
+        send(_READY)
+        while maxtasks is None or (maxtasks and completed < maxtasks):
+            try:
+                kind, job, i, payload = channel.recv()
+            except (EOFError, OSError):
+                util.debug('worker got EOFError or OSError -- exiting')
+                break
+
+            if kind == _STOP:
+                util.debug('worker got sentinel -- exiting')
+                break
+
+            send(_STARTED, job, i)
+            start = clock()
+            func = None
+            try:
+                func, args, kwds = channel.decode(payload)
+                result = (True, func(*args, **kwds))
+            except Exception as e:
+                if wrap_exception and func is not _helper_reraises_exception:
+                    e = ExceptionWithTraceback(e, e.__traceback__)
+                result = (False, e)
+            seconds = clock() - start
+            # What the task printed goes out before its result does, so
+            # that it is not lost if the pool is then terminated.
+            util._flush_std_streams()
+            send(_DONE if result[0] else _FAILED, job, i, result[1], seconds)
+
+            payload = result = func = args = kwds = None
+            completed += 1
+    except OSError:
+        util.debug('worker lost its channel -- exiting')
+    channel.close()
+    util.debug('worker exiting after %d tasks' % completed)
+
+
+class _InitializerFailed(SystemExit):
+    '''Ends a worker whose initializer raised (exit code 1, no traceback
+    printed: the parent reports the failure).'''
+
+
+def _helper_reraises_exception(ex):
+    'Pickle-able helper function for use by _guarded_task_generation.'
+    raise ex
+
+#
+# Class representing a process pool
+#
+
+
+class _PoolCache(dict):
+    """
+    Class that implements a cache for the Pool class that will notify
+    the pool management threads every time the cache is emptied. The
+    notification is done by the use of a queue that is provided when
+    instantiating the cache.
+    """
+    def __init__(self, /, *args, notifier=None, **kwds):
+        self.notifier = notifier
+        super().__init__(*args, **kwds)
+
+    def __delitem__(self, item):
+        super().__delitem__(item)
+
+        # Notify that the cache is empty. This is important because the
+        # pool keeps maintaining workers until the cache gets drained. This
+        # eliminates a race condition in which a task is finished after the
+        # the pool's _handle_workers method has enter another iteration of the
+        # loop. In this situation, the only event that can wake up the pool
+        # is the cache to be emptied (no more tasks available).
+        if not self:
+            self.notifier.put(None)
+
+
+def _describe_exit(exitcode):
+    if exitcode is None:
+        return 'ended'
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = 'signal %d' % -exitcode
+        return 'was killed by signal %d (%s)' % (-exitcode, name)
+    return 'exited with code %d' % exitcode
+
+
+class _Shown(str):
+    '''A string whose repr is itself (for MaybeEncodingError's value).'''
+
+    def __repr__(self):
+        return str(self)
+
+
+def _name_of(func):
+    return getattr(func, '__qualname__', None) or repr(func)
+
+
+_Task = collections.namedtuple('_Task', 'job i payload size')
+
+
+class _Worker(object):
+    '''The parent's record of one worker.'''
+
+    __slots__ = ('process', 'channel', 'reader', 'sentinel', 'name', 'pid',
+                 'tasks', 'started', 'unread', 'fast', 'ready', 'assigned',
+                 'stopping', 'eof', 'init_failed', 'exit_reason', 'outbox',
+                 'sending', 'send_lock', 'closed')
+
+    def __init__(self, process, channel, sentinel, pid):
+        self.process = process
+        self.channel = channel    # socket (processes), queue (threads)
+        self.reader = None        # _FrameReader (processes)
+        self.sentinel = sentinel
+        self.name = process.name if process is not None else None
+        self.pid = pid
+        self.tasks = collections.deque()  # _Tasks sent to it, oldest first
+        self.started = False      # whether it started tasks[0]
+        self.unread = 0           # bytes of the tasks it has not started
+        self.fast = False         # whether its last task was short
+        self.ready = False        # whether its initializer has run
+        self.assigned = 0         # tasks sent to it so far
+        self.stopping = False     # whether _STOP was sent
+        self.eof = False          # whether its channel is at its end
+        self.init_failed = False
+        self.exit_reason = None   # for threads: the exception that ended it
+        # What is to be sent to it (a _Task, or None for _STOP), in the
+        # order it was decided; one thread at a time (the one that set
+        # self.sending) sends it, holding send_lock while it writes.
+        self.outbox = collections.deque()
+        self.sending = False
+        self.send_lock = threading.Lock()
+        self.closed = False       # whether the parent closed its channel
+
+    def describe(self):
+        if self.pid is not None:
+            return 'pool worker process %d (%s)' % (self.pid, self.name)
+        return 'pool worker thread %s' % self.name
+
+
+class _Workers(object):
+    '''The workers of a pool and the state the pool's threads share.
+
+    self.lock guards workers, pending, tasks_done, terminating, broken,
+    startup_failures, failures and each worker's task bookkeeping.'''
+
+    def __init__(self, ctx, Process, processes, initializer, initargs,
+                 maxtasksperchild, wrap_exception, cache, change_notifier,
+                 pool):
+        self.ctx = ctx
+        self.Process = Process
+        self.processes = processes
+        self.initializer = initializer
+        self.initargs = initargs
+        self.maxtasks = maxtasksperchild
+        self.wrap_exception = wrap_exception
+        self.cache = cache
+        self.change_notifier = change_notifier
+        self.pool = pool            # the Pool's _pool: Process objects
+        self.lock = threading.Condition(threading.Lock())
+        self.workers = []           # _Worker records of live workers
+        self.pending = collections.deque()   # _Tasks waiting for a worker
+        self.max_pending = processes
+        self.tasks_done = False     # the task handler has ended
+        self.terminating = False
+        self.broken = None          # the exception failing every new task
+        self.startup_failures = 0
+        self.failures = collections.deque()  # (job, i, exc) to deliver
+
+    # -- starting workers (worker handler, and Pool.__init__) --
+
+    def maintain(self):
+        '''Start workers until the pool has its size.'''
+        while True:
+            with self.lock:
+                if self.terminating or self.broken is not None or \
+                        len(self.workers) >= self.processes:
+                    return
+            w = self.start_worker()
+            with self.lock:
+                self.workers.append(w)
+                self.pool.append(w.process)
+                assignments = self.schedule()
+            self.wake()
+            self.send_assignments(assignments)
+
+    def start_worker(self):
+        raise NotImplementedError
+
+    # -- handing out tasks --
+
+    def submit(self, job, i, payload, size):
+        '''Queue a task (task handler). Returns False once the pool is
+        terminating; waits while enough tasks are already waiting.'''
+        with self.lock:
+            while len(self.pending) >= self.max_pending and \
+                    not self.terminating and self.broken is None:
+                self.lock.wait()
+            if self.terminating:
+                return False
+            if self.broken is not None:
+                self.failures.append((job, i, self.broken))
+                assignments = None
+            else:
+                self.pending.append(_Task(job, i, payload, size))
+                assignments = self.schedule()
+        if assignments is None:
+            self.wake()
+        else:
+            self.send_assignments(assignments)
+        return True
+
+    def fail(self, job, i, exc):
+        '''Fail a task from a thread other than the result handler.'''
+        with self.lock:
+            self.failures.append((job, i, exc))
+        self.wake()
+
+    def finish_tasks(self):
+        '''The task handler has ended: stop the workers once idle.'''
+        with self.lock:
+            self.tasks_done = True
+            assignments = self.schedule()
+            self.lock.notify_all()
+        self.send_assignments(assignments)
+        self.wake()
+
+    def _takes(self, w, task):
+        '''Whether w can be sent task now (self.lock held).'''
+        if w.stopping or w.eof or (self.maxtasks is not None and
+                                   w.assigned >= self.maxtasks):
+            return False
+        n = len(w.tasks)
+        return n == 0 or (w.fast and n < _PREFETCH and
+                          w.unread + task.size <= _PREFETCH_BYTES)
+
+    def _post(self, w, item, senders):
+        w.outbox.append(item)
+        if not w.sending:
+            w.sending = True
+            senders.append(w)
+
+    def schedule(self):
+        '''Hand waiting tasks to workers, idle ones first, and _STOP to
+        idle workers if no task can come any more. Call with self.lock
+        held; returns the workers whose outbox the caller must send (with
+        send_assignments()) once it has released the lock.'''
+        assignments = []
+        if self.terminating:
+            return assignments
+        pending = self.pending
+        while pending:
+            task = pending[0]
+            best = None
+            for w in self.workers:
+                if (best is None or len(w.tasks) < len(best.tasks)) and \
+                        self._takes(w, task):
+                    best = w
+                    if not w.tasks:
+                        break
+            if best is None:
+                break
+            pending.popleft()
+            if not best.tasks:
+                best.started = False
+            best.tasks.append(task)
+            best.unread += task.size
+            best.assigned += 1
+            self._post(best, task, assignments)
+        if self.tasks_done and not pending:
+            for w in self.workers:
+                if not w.tasks and not w.stopping and not w.eof:
+                    w.stopping = True
+                    self._post(w, None, assignments)
+        self.lock.notify_all()
+        return assignments
+
+    def send_assignments(self, senders):
+        '''Send the outbox of each worker in senders (as returned by
+        schedule(): this thread is their sender).'''
+        for w in senders:
+            while True:
+                with self.lock:
+                    if not w.outbox or w.closed:
+                        w.outbox.clear()
+                        w.sending = False
+                        break
+                    task = w.outbox.popleft()
+                with w.send_lock:
+                    if w.closed:
+                        continue
+                    try:
+                        if task is None:
+                            self.send(w, _STOP, -1, -1, None)
+                        else:
+                            self.send(w, _TASK, task.job, task.i,
+                                      task.payload)
+                    except OSError as e:
+                        # The worker has died (or is dying): the result
+                        # handler hands its tasks on when it sees its end.
+                        util.debug('cannot send to %s: %r'
+                                   % (w.describe(), e))
+
+    # -- results (result handler) --
+
+    def handle_frames(self, w, frames):
+        '''Handle the frames (kind, job, i, seconds, payload) w sent, in
+        order, with one pass of bookkeeping under the lock.'''
+        results = []
+        for kind, job, i, seconds, payload in frames:
+            if kind in (_DONE, _FAILED):
+                try:
+                    obj = (kind == _DONE, self.decode(payload))
+                except Exception as e:
+                    obj = (False, MaybeEncodingError(e, _Shown(
+                        '<result of task %d of job %d, which cannot be '
+                        'unpickled>' % (i, job))))
+                results.append((job, i, obj))
+            elif kind == _INIT_FAILED:
+                try:
+                    cause = self.decode(payload)
+                except Exception as e:
+                    cause = e
+                results.append((None, None, cause))
+            elif kind not in (_STARTED, _READY):
+                raise AssertionError('unknown message %r from %s'
+                                     % (kind, w.describe()))
+        with self.lock:
+            for kind, job, i, seconds, payload in frames:
+                if kind == _STARTED:
+                    if w.tasks and w.tasks[0].job == job and \
+                            w.tasks[0].i == i:
+                        w.started = True
+                        w.unread -= w.tasks[0].size
+                elif kind in (_DONE, _FAILED):
+                    if w.tasks and w.tasks[0].job == job and \
+                            w.tasks[0].i == i:
+                        w.tasks.popleft()
+                        w.started = False
+                    w.fast = seconds < _FAST_TASK
+                elif kind == _READY:
+                    w.ready = True
+                    self.startup_failures = 0
+                elif kind == _INIT_FAILED:
+                    w.init_failed = True
+            senders = self.schedule()
+        frames = None
+        self.send_assignments(senders)
+        for job, i, obj in results:
+            if job is None:
+                err = InitializerError(
+                    'the pool initializer %s raised in %s: %r; the pool is '
+                    'broken' % (_name_of(self.initializer), w.describe(),
+                                obj))
+                err.__cause__ = obj
+                self.break_pool(err)
+            else:
+                self.deliver(job, i, obj)
+
+    def handle_exit(self, w, exitcode):
+        '''w has ended and every message it sent has been handled.'''
+        failed = []
+        break_exc = None
+        with self.lock:
+            if w in self.workers:
+                self.workers.remove(w)
+            try:
+                self.pool.remove(w.process)
+            except ValueError:
+                pass
+            how = w.exit_reason or _describe_exit(exitcode)
+            tasks = w.tasks
+            w.tasks = collections.deque()
+            if tasks and w.started:
+                task = tasks.popleft()
+                failed.append((task, WorkerLostError(
+                    '%s %s while running task %d of job %d'
+                    % (w.describe(), how, task.i, task.job),
+                    w.pid, exitcode)))
+            if self.broken is not None:
+                failed.extend((task, self.broken) for task in tasks)
+            else:
+                # It never started these: another worker will.
+                self.pending.extendleft(reversed(tasks))
+            if not w.ready and not w.init_failed and not self.terminating:
+                self.startup_failures += 1
+                if self.startup_failures >= _MAX_STARTUP_FAILURES:
+                    break_exc = WorkerLostError(
+                        '%s %s before it was ready, as did the %d workers '
+                        'started before it; the pool is broken (can the '
+                        'child import the main module? see its stderr)'
+                        % (w.describe(), how, _MAX_STARTUP_FAILURES - 1),
+                        w.pid, exitcode)
+            assignments = self.schedule()
+        self.close_channel(w)
+        self.send_assignments(assignments)
+        for task, exc in failed:
+            self.deliver(task.job, task.i, (False, exc))
+        if break_exc is not None:
+            self.break_pool(break_exc)
+        self.change_notifier.put(None)
+
+    def break_pool(self, exc):
+        with self.lock:
+            if self.broken is None:
+                self.broken = exc
+            exc = self.broken
+            failed = list(self.pending)
+            self.pending.clear()
+            self.lock.notify_all()
+        for task in failed:
+            self.deliver(task.job, task.i, (False, exc))
+        self.change_notifier.put(None)
+
+    def deliver_failures(self):
+        while True:
+            with self.lock:
+                if not self.failures:
+                    return
+                job, i, exc = self.failures.popleft()
+            self.deliver(job, i, (False, exc))
+
+    def deliver(self, job, i, obj):
+        try:
+            result = self.cache[job]
+        except KeyError:
+            return
+        try:
+            result._set(i, obj)
+        except Exception:
+            # A callback raised: report it, and keep handling results.
+            sys.stderr.write('Exception in a callback of %r:\n' % (result,))
+            traceback.print_exc()
+
+    def should_exit(self):
+        with self.lock:
+            return self.tasks_done and not self.workers and \
+                not self.failures
+
+    # -- terminate --
+
+    def begin_terminate(self):
+        with self.lock:
+            self.terminating = True
+            self.lock.notify_all()
+        self.wake()
+
+    def stop_workers(self):
+        '''Make the workers exit (terminate).'''
+        raise NotImplementedError
+
+    # -- transport, implemented for processes and for threads --
+
+    def wake(self):
+        '''Wake the result handler.'''
+        raise NotImplementedError
+
+    def send(self, w, kind, job, i, payload):
+        raise NotImplementedError
+
+    def encode(self, task_body):
+        '''Return (payload, size) for a task (func, args, kwds).'''
+        raise NotImplementedError
+
+    def decode(self, payload):
+        raise NotImplementedError
+
+    def close_channel(self, w):
+        with w.send_lock:
+            w.closed = True
+
+    def close(self):
+        pass
+
+    def handle_results(self):
+        raise NotImplementedError
+
+
+class _Wakeup(object):
+    '''A pipe whose read end wakes the result handler from poll().'''
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._r, False)
+        os.set_blocking(self._w, False)
+
+    def fileno(self):
+        return self._r
+
+    def wake(self):
+        with self._lock:
+            if self._w is not None:
+                try:
+                    os.write(self._w, b'!')
+                except BlockingIOError:
+                    pass     # already full of wake-ups
+
+    def clear(self):
+        try:
+            while os.read(self._r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def close(self):
+        with self._lock:
+            if self._w is not None:
+                os.close(self._w)
+                os.close(self._r)
+                self._w = self._r = None
+
+
+class _ProcessWorkers(_Workers):
+    '''Workers that are processes, each with a socketpair to the parent.'''
+
+    def __init__(self, *args, **kwds):
+        super().__init__(*args, **kwds)
+        self.wakeup = _Wakeup()
+
+    def start_worker(self):
+        parent_end, child_end = socket.socketpair()
+        try:
+            p = self.Process(self.ctx, target=worker,
+                             args=(_SocketChannel(child_end),
+                                   self.initializer, self.initargs,
+                                   self.maxtasks, self.wrap_exception))
+            p.name = p.name.replace('Process', 'PoolWorker')
+            p.daemon = True
+            p.start()
+        except BaseException:
+            parent_end.close()
+            raise
+        finally:
+            child_end.close()
+        util.debug('added worker')
+        w = _Worker(p, parent_end, p.sentinel, p.pid)
+        w.reader = _FrameReader(parent_end)
+        return w
+
+    def wake(self):
+        self.wakeup.wake()
+
+    def send(self, w, kind, job, i, payload):
+        _send_all(w.channel, _encode_frame(kind, job, i, 0.0, payload))
+
+    def encode(self, task_body):
+        payload = reduction.ForkingPickler.dumps(task_body)
+        return payload, len(payload)
+
+    def decode(self, payload):
+        return reduction.ForkingPickler.loads(payload)
+
+    def close_channel(self, w):
+        with w.send_lock:
+            if not w.closed:
+                w.closed = True
+                w.channel.close()
+
+    def close(self):
+        with self.lock:
+            workers = list(self.workers)
+        for w in workers:
+            self.close_channel(w)
+        self.wakeup.close()
+
+    def _read(self, w):
+        '''Handle what w has sent, without blocking; set w.eof at the end
+        of its channel. Returns whether anything was read.'''
+        reader = w.reader
+        frames = []
+        got = False
+        while True:
+            try:
+                more = reader.fill(socket.MSG_DONTWAIT)
+                got = True
+            except BlockingIOError:
+                more = False
+            except (EOFError, OSError):
+                w.eof = True
+                more = False
+            while True:
+                frame = reader.next()
+                if frame is None:
+                    break
+                frames.append(frame)
+            if not more:
+                break
+        if frames:
+            self.handle_frames(w, frames)
+        return got
+
+    def handle_results(self):
+        thread = threading.current_thread()
+        wakeup = self.wakeup
+        poller = select.poll()
+        poller.register(wakeup.fileno(), select.POLLIN)
+        watched = {}    # fd -> (worker, is_sentinel)
+        while thread._state != TERMINATE:
+            self.deliver_failures()
+            if self.should_exit():
+                break
+            with self.lock:
+                workers = list(self.workers)
+            want = {}
+            for w in workers:
+                if not w.eof:
+                    want[w.channel.fileno()] = (w, False)
+                want[w.sentinel] = (w, True)
+            for fd, what in list(watched.items()):
+                if want.get(fd) != what:
+                    poller.unregister(fd)
+                    del watched[fd]
+            for fd, what in want.items():
+                if fd not in watched:
+                    poller.register(fd, select.POLLIN)
+                    watched[fd] = what
+            events = poller.poll()
+            if thread._state == TERMINATE:
+                break
+            exited = []
+            for fd, _ in events:
+                what = watched.get(fd)
+                if what is None:
+                    wakeup.clear()
+                elif what[1]:
+                    exited.append(what[0])
+                elif not what[0].eof:
+                    self._read(what[0])
+            for w in exited:
+                # Handle everything it sent before it ended.
+                while not w.eof and self._read(w):
+                    pass
+                w.process.join()
+                self.handle_exit(w, w.process.exitcode)
+        wakeup.close()
+        util.debug('result handler exiting: len(cache)=%s, thread._state=%s',
+                   len(self.cache), thread._state)
+
+    def stop_workers(self):
+        # Workers already told to stop (the pool was closed) are exiting
+        # on their own: let them finish (flush their output, run their
+        # exit handlers) before SIGTERM.
+        with self.lock:
+            stopping = [w.process for w in self.workers
+                        if w.stopping and not w.tasks]
+        deadline = time.monotonic() + _STOP_GRACE
+        for p in stopping:
+            p.join(max(0.0, deadline - time.monotonic()))
+        pool = list(self.pool)
+        for p in pool:
+            if p.exitcode is None:
+                p.terminate()
+        util.debug('joining pool workers')
+        deadline = time.monotonic() + _TERMINATE_GRACE
+        for p in pool:
+            p.join(max(0.0, deadline - time.monotonic()))
+            if p.exitcode is None:
+                util.sub_warning('pool worker %s ignored SIGTERM; killing it'
+                                 % p.pid)
+                p.kill()
+                p.join()
+
+
+class _ThreadChannel(object):
+    '''A ThreadPool thread's channel: objects pass as they are.'''
+
+    def __init__(self, inqueue, outqueue, record):
+        self._inqueue = inqueue
+        self._outqueue = outqueue
+        self._record = record
+
+    def setup(self):
+        pass
+
+    def recv(self):
+        return self._inqueue.get()
+
+    @staticmethod
+    def decode(payload):
+        return payload
+
+    def send(self, kind, job=-1, i=-1, value=None, seconds=0.0):
+        self._outqueue.put((self._record, kind, job, i, seconds, value))
+
+    def close(self):
+        pass
+
+
+def _thread_worker(channel, record, outqueue, *args):
+    '''Run worker() in a ThreadPool thread; report the thread's end.'''
+    try:
+        worker(channel, *args)
+    except _InitializerFailed:
+        pass
+    except SystemExit as e:
+        record.exit_reason = 'raised %r' % (e,)
+    except BaseException as e:
+        record.exit_reason = 'raised %r' % (e,)
+        raise
+    finally:
+        outqueue.put((record, None, -1, -1, 0.0, None))
+
+
+class _ThreadWorkers(_Workers):
+    '''Workers that are threads of this process (ThreadPool).'''
+
+    def __init__(self, *args, **kwds):
+        super().__init__(*args, **kwds)
+        self.outqueue = queue.SimpleQueue()
+
+    def start_worker(self):
+        inqueue = queue.SimpleQueue()
+        w = _Worker(None, inqueue, None, None)
+        p = self.Process(self.ctx, target=_thread_worker,
+                         args=(_ThreadChannel(inqueue, self.outqueue, w), w,
+                               self.outqueue, self.initializer,
+                               self.initargs, self.maxtasks,
+                               self.wrap_exception))
+        p.name = p.name.replace('Process', 'PoolWorker')
+        p.daemon = True
+        w.process = p
+        w.name = p.name
+        p.start()
+        util.debug('added worker')
+        return w
+
+    def wake(self):
+        self.outqueue.put(None)
+
+    def send(self, w, kind, job, i, payload):
+        w.channel.put((kind, job, i, payload))
+
+    def encode(self, task_body):
+        return task_body, 0
+
+    def decode(self, payload):
+        return payload
+
+    def handle_results(self):
+        thread = threading.current_thread()
+        get = self.outqueue.get
+        while thread._state != TERMINATE:
+            self.deliver_failures()
+            if self.should_exit():
+                break
+            items = [get()]
+            while True:
+                try:
+                    items.append(get(False))
+                except queue.Empty:
+                    break
+            if thread._state == TERMINATE:
+                break
+            for item in items:
+                if item is None:
+                    continue
+                w, kind, job, i, seconds, value = item
+                if kind is None:
+                    w.process.join()
+                    self.handle_exit(w, None)
+                else:
+                    self.handle_frames(w, [(kind, job, i, seconds, value)])
+        util.debug('result handler exiting: len(cache)=%s, thread._state=%s',
+                   len(self.cache), thread._state)
+
+    def stop_workers(self):
+        # Threads cannot be killed: tell each to stop after its tasks.
+        with self.lock:
+            workers = list(self.workers)
+        for w in workers:
+            w.channel.put((_STOP, -1, -1, None))
+
+
+class Pool(object):
+    '''
+    Class which supports an async version of applying functions to arguments.
+    '''
+    _wrap_exception = True
+    _workers_class = _ProcessWorkers
+
+    @staticmethod
+    def Process(ctx, *args, **kwds):
+        return ctx.Process(*args, **kwds)
+
+    def __init__(self, processes=None, initializer=None, initargs=(),
+                 maxtasksperchild=None, context=None):
+        # Attributes initialized early to make sure that they exist in
+        # __del__() if __init__() raises an exception
+        self._pool = []
+        self._state = INIT
+
+        self._ctx = context or get_context()
+        self._taskqueue = queue.SimpleQueue()
+        # The _change_notifier queue exist to wake up self._handle_workers()
+        # when the cache (self._cache) is empty, when a worker has exited or
+        # when there is a change in the _state variable of the thread that
+        # runs _handle_workers.
+        self._change_notifier = queue.SimpleQueue()
+        self._cache = _PoolCache(notifier=self._change_notifier)
+        self._maxtasksperchild = maxtasksperchild
+        self._initializer = initializer
+        self._initargs = initargs
+
+        if processes is None:
+            processes = os.cpu_count() or 1
+        if processes < 1:
+            raise ValueError("Number of processes must be at least 1")
+        if maxtasksperchild is not None:
+            if not isinstance(maxtasksperchild, int) or maxtasksperchild <= 0:
+                raise ValueError("maxtasksperchild must be a positive int or None")
+
+        if initializer is not None and not callable(initializer):
+            raise TypeError('initializer must be a callable')
+
+        self._processes = processes
+        self._workers = self._workers_class(
+            self._ctx, self.Process, processes, initializer, initargs,
+            maxtasksperchild, self._wrap_exception, self._cache,
+            self._change_notifier, self._pool)
+        try:
+            self._repopulate_pool()
+        except Exception:
+            self._workers.begin_terminate()
+            self._workers.stop_workers()
+            self._workers.close()
+            raise
+
+        self._worker_handler = threading.Thread(
+            target=Pool._handle_workers,
+            args=(self._cache, self._taskqueue, self._workers,
+                  self._change_notifier),
+            name='PoolWorkerHandler'
+            )
+        self._worker_handler.daemon = True
+        self._worker_handler._state = RUN
+        self._worker_handler.start()
+
+        self._task_handler = threading.Thread(
+            target=Pool._handle_tasks,
+            args=(self._taskqueue, self._workers),
+            name='PoolTaskHandler'
+            )
+        self._task_handler.daemon = True
+        self._task_handler._state = RUN
+        self._task_handler.start()
+
+        self._result_handler = threading.Thread(
+            target=self._workers.handle_results,
+            name='PoolResultHandler'
+            )
+        self._result_handler.daemon = True
+        self._result_handler._state = RUN
+        self._result_handler.start()
+
+        self._terminate = util.Finalize(
+            self, self._terminate_pool,
+            args=(self._taskqueue, self._workers, self._change_notifier,
+                  self._worker_handler, self._task_handler,
+                  self._result_handler, self._cache),
+            exitpriority=15
+            )
+        self._state = RUN
+
+    # Copy globals as function locals to make sure that they are available
+    # during Python shutdown when the Pool is destroyed.
+    def __del__(self, _warn=warnings.warn, RUN=RUN):
+        if self._state == RUN:
+            _warn(f"unclosed running multiprocessing pool {self!r}",
+                  ResourceWarning, source=self)
+            if getattr(self, '_change_notifier', None) is not None:
+                self._change_notifier.put(None)
+
+    def __repr__(self):
+        cls = self.__class__
+        return (f'<{cls.__module__}.{cls.__qualname__} '
+                f'state={self._state} '
+                f'pool_size={len(self._pool)}>')
+
+    def _repopulate_pool(self):
+        '''Bring the number of workers up to the pool's size.'''
+        return self._workers.maintain()
+
+    def _check_running(self):
+        if self._state != RUN:
+            raise ValueError("Pool not running")
+
+    def apply(self, func, args=(), kwds={}):
+        '''
+        Equivalent of `func(*args, **kwds)`.
+        Pool must be running.
+        '''
+        return self.apply_async(func, args, kwds).get()
+
+    def map(self, func, iterable, chunksize=None):
+        '''
+        Apply `func` to each element in `iterable`, collecting the results
+        in a list that is returned.
+        '''
+        return self._map_async(func, iterable, mapstar, chunksize).get()
+
+    def starmap(self, func, iterable, chunksize=None):
+        '''
+        Like `map()` method but the elements of the `iterable` are expected to
+        be iterables as well and will be unpacked as arguments. Hence
+        `func` and (a, b) becomes func(a, b).
+        '''
+        return self._map_async(func, iterable, starmapstar, chunksize).get()
+
+    def starmap_async(self, func, iterable, chunksize=None, callback=None,
+                      error_callback=None):
+        '''
+        Asynchronous version of `starmap()` method.
+        '''
+        return self._map_async(func, iterable, starmapstar, chunksize,
+                               callback, error_callback)
+
+    def _guarded_task_generation(self, result_job, func, iterable):
+        '''Provides a generator of tasks for imap and imap_unordered with
+        appropriate handling for iterables which throw exceptions during
+        iteration.'''
+        try:
+            i = -1
+            for i, x in enumerate(iterable):
+                yield (result_job, i, func, (x,), {})
+        except Exception as e:
+            yield (result_job, i+1, _helper_reraises_exception, (e,), {})
+
+    def imap(self, func, iterable, chunksize=1):
+        '''
+        Equivalent of `map()` -- can be MUCH slower than `Pool.map()`.
+        '''
+        self._check_running()
+        if chunksize == 1:
+            result = IMapIterator(self)
+            self._taskqueue.put(
+                (
+                    self._guarded_task_generation(result._job, func, iterable),
+                    result._set_length
+                ))
+            return result
+        else:
+            if chunksize < 1:
+                raise ValueError(
+                    "Chunksize must be 1+, not {0:n}".format(
+                        chunksize))
+            task_batches = Pool._get_tasks(func, iterable, chunksize)
+            result = IMapIterator(self)
+            self._taskqueue.put(
+                (
+                    self._guarded_task_generation(result._job,
+                                                  mapstar,
+                                                  task_batches),
+                    result._set_length
+                ))
+            return (item for chunk in result for item in chunk)
+
+    def imap_unordered(self, func, iterable, chunksize=1):
+        '''
+        Like `imap()` method but ordering of results is arbitrary.
+        '''
+        self._check_running()
+        if chunksize == 1:
+            result = IMapUnorderedIterator(self)
+            self._taskqueue.put(
+                (
+                    self._guarded_task_generation(result._job, func, iterable),
+                    result._set_length
+                ))
+            return result
+        else:
+            if chunksize < 1:
+                raise ValueError(
+                    "Chunksize must be 1+, not {0!r}".format(chunksize))
+            task_batches = Pool._get_tasks(func, iterable, chunksize)
+            result = IMapUnorderedIterator(self)
+            self._taskqueue.put(
+                (
+                    self._guarded_task_generation(result._job,
+                                                  mapstar,
+                                                  task_batches),
+                    result._set_length
+                ))
+            return (item for chunk in result for item in chunk)
+
+    def apply_async(self, func, args=(), kwds={}, callback=None,
+                    error_callback=None):
+        '''
+        Asynchronous version of `apply()` method.
+        '''
+        self._check_running()
+        result = ApplyResult(self, callback, error_callback)
+        self._taskqueue.put(([(result._job, 0, func, args, kwds)], None))
+        return result
+
+    def map_async(self, func, iterable, chunksize=None, callback=None,
+                  error_callback=None):
+        '''
+        Asynchronous version of `map()` method.
+        '''
+        return self._map_async(func, iterable, mapstar, chunksize, callback,
+                               error_callback)
+
+    def _map_async(self, func, iterable, mapper, chunksize=None, callback=None,
+                   error_callback=None):
+        '''
+        Helper function to implement map, starmap and their async counterparts.
+        '''
+        self._check_running()
+        if not hasattr(iterable, '__len__'):
+            iterable = list(iterable)
+
+        if chunksize is None:
+            # CPython divides by len(self._pool), which is the pool's size
+            # except for the moment a worker is being replaced.
+            chunksize, extra = divmod(len(iterable), self._processes * 4)
+            if extra:
+                chunksize += 1
+        if len(iterable) == 0:
+            chunksize = 0
+
+        task_batches = Pool._get_tasks(func, iterable, chunksize)
+        result = MapResult(self, chunksize, len(iterable), callback,
+                           error_callback=error_callback)
+        self._taskqueue.put(
+            (
+                self._guarded_task_generation(result._job,
+                                              mapper,
+                                              task_batches),
+                None
+            )
+        )
+        return result
+
+    @staticmethod
+    def _handle_workers(cache, taskqueue, workers, change_notifier):
+        thread = threading.current_thread()
+
+        # Keep maintaining workers until the cache gets drained, unless the pool
+        # is terminated.
+        while thread._state == RUN or (cache and thread._state != TERMINATE):
+            try:
+                workers.maintain()
+            except Exception as e:
+                util.info('cannot start a pool worker: %r', e)
+                workers.break_pool(e)
+            change_notifier.get()
+            while True:
+                try:
+                    change_notifier.get_nowait()
+                except queue.Empty:
+                    break
+        # tell the task handler that no task will come any more
+        taskqueue.put(None)
+        util.debug('worker handler exiting')
+
+    @staticmethod
+    def _handle_tasks(taskqueue, workers):
+        thread = threading.current_thread()
+
+        for taskseq, set_length in iter(taskqueue.get, None):
+            task = None
+            try:
+                # iterating taskseq cannot fail
+                for task in taskseq:
+                    if thread._state != RUN:
+                        util.debug('task handler found thread._state != RUN')
+                        break
+                    job, idx, func, args, kwds = task
+                    try:
+                        payload, size = workers.encode((func, args, kwds))
+                    except Exception as e:
+                        workers.fail(job, idx, e)
+                        continue
+                    if not workers.submit(job, idx, payload, size):
+                        break
+                else:
+                    if set_length:
+                        util.debug('doing set_length()')
+                        idx = task[1] if task else -1
+                        set_length(idx + 1)
+                    continue
+                break
+            finally:
+                task = taskseq = job = func = args = kwds = payload = None
+        else:
+            util.debug('task handler got sentinel')
+
+        # tell the workers there is no more work
+        workers.finish_tasks()
+        util.debug('task handler exiting')
+
+    @staticmethod
+    def _get_tasks(func, it, size):
+        it = iter(it)
+        while 1:
+            x = tuple(itertools.islice(it, size))
+            if not x:
+                return
+            yield (func, x)
+
+    def __reduce__(self):
+        raise NotImplementedError(
+              'pool objects cannot be passed between processes or pickled'
+              )
+
+    def close(self):
+        util.debug('closing pool')
+        if self._state == RUN:
+            self._state = CLOSE
+            self._worker_handler._state = CLOSE
+            self._change_notifier.put(None)
+
+    def terminate(self):
+        util.debug('terminating pool')
+        self._state = TERMINATE
+        self._terminate()
+
+    def join(self):
+        util.debug('joining pool')
+        if self._state == RUN:
+            raise ValueError("Pool is still running")
+        elif self._state not in (CLOSE, TERMINATE):
+            raise ValueError("In unknown state")
+        self._worker_handler.join()
+        self._task_handler.join()
+        self._result_handler.join()
+        for p in list(self._pool):
+            p.join()
+
+    @classmethod
+    def _terminate_pool(cls, taskqueue, workers, change_notifier,
+                        worker_handler, task_handler, result_handler, cache):
+        # this is guaranteed to only be called once
+        util.debug('finalizing pool')
+
+        # Notify that the worker_handler state has been changed so the
+        # _handle_workers loop can be unblocked (and exited) in order to
+        # stop the task handler.
+        worker_handler._state = TERMINATE
+        task_handler._state = TERMINATE
+        result_handler._state = TERMINATE
+        workers.begin_terminate()
+        change_notifier.put(None)
+
+        # We must wait for the worker handler to exit before terminating
+        # workers because we don't want workers to be restarted behind our back.
+        util.debug('joining worker handler')
+        if threading.current_thread() is not worker_handler:
+            worker_handler.join()
+
+        # Terminate workers which haven't already finished (before joining
+        # the task handler, which may be sending a task to a worker that
+        # does not read it).
+        util.debug('terminating workers')
+        workers.stop_workers()
+
+        util.debug('joining task handler')
+        if threading.current_thread() is not task_handler:
+            task_handler.join()
+
+        util.debug('joining result handler')
+        if threading.current_thread() is not result_handler:
+            result_handler.join()
+
+        workers.close()
+
+    def __enter__(self):
+        self._check_running()
+        return self
+
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        self.terminate()
+
+#
+# Class whose instances are returned by `Pool.apply_async()`
+#
+
+
+class ApplyResult(object):
+
+    def __init__(self, pool, callback, error_callback):
+        self._pool = pool
+        self._event = threading.Event()
+        self._job = next(job_counter)
+        self._cache = pool._cache
+        self._callback = callback
+        self._error_callback = error_callback
+        self._cache[self._job] = self
+
+    def ready(self):
+        return self._event.is_set()
+
+    def successful(self):
+        if not self.ready():
+            raise ValueError("{0!r} not ready".format(self))
+        return self._success
+
+    def wait(self, timeout=None):
+        self._event.wait(timeout)
+
+    def get(self, timeout=None):
+        self.wait(timeout)
+        if not self.ready():
+            raise TimeoutError
+        if self._success:
+            return self._value
+        else:
+            raise self._value
+
+    def _set(self, i, obj):
+        self._success, self._value = obj
+        try:
+            if self._callback and self._success:
+                self._callback(self._value)
+            if self._error_callback and not self._success:
+                self._error_callback(self._value)
+        finally:
+            # The callback has returned (or raised) before waiters wake.
+            self._event.set()
+            del self._cache[self._job]
+            self._pool = None
+
+    __class_getitem__ = classmethod(types.GenericAlias)
+
+
+AsyncResult = ApplyResult       # create alias -- see #17805
+
+#
+# Class whose instances are returned by `Pool.map_async()`
+#
+
+
+class MapResult(ApplyResult):
+
+    def __init__(self, pool, chunksize, length, callback, error_callback):
+        ApplyResult.__init__(self, pool, callback,
+                             error_callback=error_callback)
+        self._success = True
+        self._value = [None] * length
+        self._chunksize = chunksize
+        if chunksize <= 0:
+            self._number_left = 0
+            self._event.set()
+            del self._cache[self._job]
+        else:
+            self._number_left = length//chunksize + bool(length % chunksize)
+
+    def _set(self, i, success_result):
+        self._number_left -= 1
+        success, result = success_result
+        if success and self._success:
+            self._value[i*self._chunksize:(i+1)*self._chunksize] = result
+            if self._number_left == 0:
+                try:
+                    if self._callback:
+                        self._callback(self._value)
+                finally:
+                    del self._cache[self._job]
+                    self._event.set()
+                    self._pool = None
+        else:
+            if not success and self._success:
+                # only store first exception
+                self._success = False
+                self._value = result
+            if self._number_left == 0:
+                # only consider the result ready once all jobs are done
+                try:
+                    if self._error_callback:
+                        self._error_callback(self._value)
+                finally:
+                    del self._cache[self._job]
+                    self._event.set()
+                    self._pool = None
+
+#
+# Class whose instances are returned by `Pool.imap()`
+#
+
+
+class IMapIterator(object):
+
+    def __init__(self, pool):
+        self._pool = pool
+        self._cond = threading.Condition(threading.Lock())
+        self._job = next(job_counter)
+        self._cache = pool._cache
+        self._items = collections.deque()
+        self._index = 0
+        self._length = None
+        self._unsorted = {}
+        self._cache[self._job] = self
+
+    def __iter__(self):
+        return self
+
+    def next(self, timeout=None):
+        with self._cond:
+            try:
+                item = self._items.popleft()
+            except IndexError:
+                if self._index == self._length:
+                    self._pool = None
+                    raise StopIteration from None
+                self._cond.wait(timeout)
+                try:
+                    item = self._items.popleft()
+                except IndexError:
+                    if self._index == self._length:
+                        self._pool = None
+                        raise StopIteration from None
+                    raise TimeoutError from None
+
+        success, value = item
+        if success:
+            return value
+        raise value
+
+    __next__ = next                    # XXX
+
+    def _set(self, i, obj):
+        with self._cond:
+            if self._index == i:
+                self._items.append(obj)
+                self._index += 1
+                while self._index in self._unsorted:
+                    obj = self._unsorted.pop(self._index)
+                    self._items.append(obj)
+                    self._index += 1
+                self._cond.notify()
+            else:
+                self._unsorted[i] = obj
+
+            if self._index == self._length:
+                del self._cache[self._job]
+                self._pool = None
+
+    def _set_length(self, length):
+        with self._cond:
+            self._length = length
+            if self._index == self._length:
+                self._cond.notify()
+                del self._cache[self._job]
+                self._pool = None
+
+#
+# Class whose instances are returned by `Pool.imap_unordered()`
+#
+
+
+class IMapUnorderedIterator(IMapIterator):
+
+    def _set(self, i, obj):
+        with self._cond:
+            self._items.append(obj)
+            self._index += 1
+            self._cond.notify()
+            if self._index == self._length:
+                del self._cache[self._job]
+                self._pool = None
+
+#
+#
+#
+
+
+class ThreadPool(Pool):
+    _wrap_exception = False
+    _workers_class = _ThreadWorkers
+
+    @staticmethod
+    def Process(ctx, *args, **kwds):
+        from .dummy import Process
+        return Process(*args, **kwds)
+
+    def __init__(self, processes=None, initializer=None, initargs=()):
+        Pool.__init__(self, processes, initializer, initargs)
