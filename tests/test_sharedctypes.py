@@ -202,3 +202,25 @@ def test_go_program_shares_value_and_lock(tmp_path):
         p.join(60)
     assert gop.returncode == 0, out
     assert v.value == 3 * n
+
+
+@pytest.mark.parametrize("code", list("bBhHiIlLqQfd"))
+def test_bulk_slices_match_ctypes(code):
+    values = [0, 1, 2, 3, 100, 7]
+    if code in "fd":
+        values = [v + 0.5 for v in values]
+    a = mpgo.Array(code, len(values))
+    raw = mpgo.RawArray(code, len(values))
+    a[:] = values
+    raw[:] = values
+    assert a[:] == raw[:] == values
+    a[1:3] = values[4:6]
+    raw[1:3] = values[4:6]
+    assert a[:] == raw[:]
+    assert a[::2] == raw[::2] and a[-3:] == raw[-3:] and a[4:1] == raw[4:1] == []
+    with pytest.raises(ValueError):
+        a[0:2] = [1]
+    if code not in "fd":
+        with pytest.raises(TypeError):
+            a[0:1] = [1.5]
+        assert a[:] == raw[:]  # a failed assignment changed nothing

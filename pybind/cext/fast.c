@@ -892,7 +892,143 @@ static PyTypeObject QueueType = {
 	.tp_members = queue_members,
 };
 
+/* ---- Bulk slices of shared Arrays ----
+ *
+ * a[i:j] of a ctypes array goes element by element through ctypes getters
+ * and setters; these convert a contiguous run straight between the shared
+ * memory and a list (or any sequence). */
+
+static int code_size(int code) {
+	switch (code) {
+	case 'b': case 'B': return 1;
+	case 'h': case 'H': return 2;
+	case 'i': case 'I': case 'f': return 4;
+	case 'l': case 'L': case 'q': case 'Q': case 'd': return 8;
+	}
+	return 0;
+}
+
+static PyObject *item_get(const char *p, int code) {
+	switch (code) {
+	case 'b': return PyLong_FromLong(*(const int8_t *)p);
+	case 'B': return PyLong_FromLong(*(const uint8_t *)p);
+	case 'h': return PyLong_FromLong(*(const int16_t *)p);
+	case 'H': return PyLong_FromLong(*(const uint16_t *)p);
+	case 'i': return PyLong_FromLong(*(const int32_t *)p);
+	case 'I': return PyLong_FromUnsignedLong(*(const uint32_t *)p);
+	case 'l': case 'q': return PyLong_FromLongLong(*(const int64_t *)p);
+	case 'L': case 'Q': return PyLong_FromUnsignedLongLong(*(const uint64_t *)p);
+	case 'f': return PyFloat_FromDouble(*(const float *)p);
+	case 'd': return PyFloat_FromDouble(*(const double *)p);
+	}
+	return NULL;
+}
+
+/* item_set stores x as code at p, with ctypes' conversions: floats for f/d
+ * (ints accepted), ints for the rest (floats refused), wrapping silently on
+ * overflow like ctypes. */
+static int item_set(char *p, int code, PyObject *x) {
+	if (code == 'f' || code == 'd') {
+		double v = PyFloat_AsDouble(x);
+		if (v == -1.0 && PyErr_Occurred()) return -1;
+		if (code == 'f') *(float *)p = (float)v;
+		else *(double *)p = v;
+		return 0;
+	}
+	if (PyFloat_Check(x)) {
+		PyErr_Format(PyExc_TypeError, "int expected instead of float");
+		return -1;
+	}
+	unsigned long long v = PyLong_AsUnsignedLongLongMask(x);
+	if (v == (unsigned long long)-1 && PyErr_Occurred()) return -1;
+	switch (code_size(code)) {
+	case 1: *(uint8_t *)p = (uint8_t)v; break;
+	case 2: *(uint16_t *)p = (uint16_t)v; break;
+	case 4: *(uint32_t *)p = (uint32_t)v; break;
+	default: *(uint64_t *)p = (uint64_t)v; break;
+	}
+	return 0;
+}
+
+/* array_get(buffer, code, start, stop) -> list of the elements. */
+static PyObject *fast_array_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+	if (nargs != 4 || !PyUnicode_Check(args[1]) || PyUnicode_GET_LENGTH(args[1]) != 1) {
+		PyErr_SetString(PyExc_TypeError, "array_get(buffer, code, start, stop)");
+		return NULL;
+	}
+	int code = PyUnicode_READ_CHAR(args[1], 0), sz = code_size(code);
+	Py_ssize_t start = PyLong_AsSsize_t(args[2]), stop = PyLong_AsSsize_t(args[3]);
+	if ((start == -1 || stop == -1) && PyErr_Occurred()) return NULL;
+	Py_buffer v;
+	if (!sz) { PyErr_SetString(PyExc_ValueError, "unsupported code"); return NULL; }
+	if (PyObject_GetBuffer(args[0], &v, PyBUF_SIMPLE) < 0) return NULL;
+	Py_ssize_t n = stop > start ? stop - start : 0;
+	if (start < 0 || (start + n) * sz > v.len) {
+		PyBuffer_Release(&v);
+		PyErr_SetString(PyExc_IndexError, "slice out of range");
+		return NULL;
+	}
+	PyObject *l = PyList_New(n);
+	if (l) {
+		const char *p = (const char *)v.buf + start * sz;
+		for (Py_ssize_t i = 0; i < n; i++, p += sz) {
+			PyObject *x = item_get(p, code);
+			if (!x) { Py_CLEAR(l); break; }
+			PyList_SET_ITEM(l, i, x);
+		}
+	}
+	PyBuffer_Release(&v);
+	return l;
+}
+
+/* array_set(buffer, code, start, stop, values): the slice must be as long
+ * as values, as ctypes requires. */
+static PyObject *fast_array_set(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+	if (nargs != 5 || !PyUnicode_Check(args[1]) || PyUnicode_GET_LENGTH(args[1]) != 1) {
+		PyErr_SetString(PyExc_TypeError, "array_set(buffer, code, start, stop, values)");
+		return NULL;
+	}
+	int code = PyUnicode_READ_CHAR(args[1], 0), sz = code_size(code);
+	Py_ssize_t start = PyLong_AsSsize_t(args[2]), stop = PyLong_AsSsize_t(args[3]);
+	if ((start == -1 || stop == -1) && PyErr_Occurred()) return NULL;
+	if (!sz) { PyErr_SetString(PyExc_ValueError, "unsupported code"); return NULL; }
+	PyObject *seq = PySequence_Fast(args[4], "can only assign an iterable");
+	if (!seq) return NULL;
+	Py_ssize_t n = stop > start ? stop - start : 0;
+	if (PySequence_Fast_GET_SIZE(seq) != n) {
+		Py_DECREF(seq);
+		PyErr_SetString(PyExc_ValueError, "Can only assign sequence of same size");
+		return NULL;
+	}
+	Py_buffer v;
+	if (PyObject_GetBuffer(args[0], &v, PyBUF_WRITABLE) < 0) { Py_DECREF(seq); return NULL; }
+	PyObject *res = NULL;
+	if (start < 0 || (start + n) * sz > v.len) {
+		PyErr_SetString(PyExc_IndexError, "slice out of range");
+		goto out;
+	}
+	/* Convert into a private copy first, so a bad element leaves the
+	 * shared array untouched. */
+	char *tmp = PyMem_Malloc(n * sz + 1);
+	if (!tmp) { PyErr_NoMemory(); goto out; }
+	PyObject **items = PySequence_Fast_ITEMS(seq);
+	for (Py_ssize_t i = 0; i < n; i++) {
+		if (item_set(tmp + i * sz, code, items[i]) < 0) { PyMem_Free(tmp); goto out; }
+	}
+	memcpy((char *)v.buf + start * sz, tmp, n * sz);
+	PyMem_Free(tmp);
+	res = Py_NewRef(Py_None);
+out:
+	PyBuffer_Release(&v);
+	Py_DECREF(seq);
+	return res;
+}
+
 static PyMethodDef fast_methods[] = {
+	{"array_get", (PyCFunction)(void (*)(void))fast_array_get, METH_FASTCALL,
+	 "array_get(buffer, code, start, stop) -> list"},
+	{"array_set", (PyCFunction)(void (*)(void))fast_array_set, METH_FASTCALL,
+	 "array_set(buffer, code, start, stop, values)"},
 	{"forked", fast_forked, METH_NOARGS,
 	 "forked() -> bool: this process was forked from one running Go."},
 	{"set_takeover_hook", fast_set_takeover_hook, METH_O,

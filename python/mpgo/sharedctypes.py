@@ -213,20 +213,17 @@ class Synchronized(SynchronizedBase, _fast.SyncValue):
     pass
 
 
-# Element types whose slices go through a memoryview in bulk instead of
-# element by element through ctypes; the array module has the same codes.
+# Element types whose contiguous slices are converted in bulk by the C fast
+# path instead of element by element through ctypes.
 _BULK_CODES = frozenset('bBhHiIlLqQfd')
 
 
 def _bulk_view(obj):
-    """A memoryview of a ctypes array of a plain number type, or None."""
+    """(code, memoryview) of a ctypes array of a plain number type, or None."""
     code = getattr(getattr(obj, '_type_', None), '_type_', None)
     if not isinstance(code, str) or code not in _BULK_CODES:
         return None
-    import array
-    if array.array(code).itemsize != ctypes.sizeof(obj._type_):
-        return None
-    return memoryview(obj).cast('B').cast(code)
+    return code, memoryview(obj).cast('B')
 
 
 class SynchronizedArray(SynchronizedBase):
@@ -242,22 +239,20 @@ class SynchronizedArray(SynchronizedBase):
             return view
 
     def __getitem__(self, i):
-        if type(i) is slice and (view := self._bulk()) is not None:
-            with self:
-                return view[i].tolist()
+        if type(i) is slice and (bulk := self._bulk()) is not None:
+            start, stop, step = i.indices(len(self._obj))
+            if step == 1:
+                with self:
+                    return _fast.array_get(bulk[1], bulk[0], start, stop)
         with self:
             return self._obj[i]
 
     def __setitem__(self, i, value):
-        if type(i) is slice and (view := self._bulk()) is not None:
-            import array
-            try:
-                src = array.array(view.format, value)
-            except TypeError:
-                src = None  # let ctypes raise its own error
-            if src is not None:
+        if type(i) is slice and (bulk := self._bulk()) is not None:
+            start, stop, step = i.indices(len(self._obj))
+            if step == 1:
                 with self:
-                    view[i] = src
+                    _fast.array_set(bulk[1], bulk[0], start, stop, value)
                 return
         with self:
             self._obj[i] = value
