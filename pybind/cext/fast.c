@@ -20,7 +20,7 @@
 #define SLICE 0.1
 /* Spins before a contended acquire goes to Go to sleep: a holder in another
  * process usually releases within a few hundred nanoseconds. */
-#define SPINS 200
+#define SPINS 2000
 
 static uint32_t my_pid;
 /* initial-exec: a plain TLS load instead of a __tls_get_addr call. */
@@ -382,6 +382,10 @@ static PyTypeObject SemLockType = {
 	.tp_weaklistoffset = offsetof(SemLock, weakreflist),
 };
 
+static int code_size(int code);
+static PyObject *item_get(const char *p, int code);
+static int item_set(char *p, int code, PyObject *x);
+
 /* ---- SyncValue: the C half of sharedctypes.Synchronized ----
  *
  * CPython's Synchronized.value is a Python property around `with lock:`;
@@ -393,9 +397,11 @@ typedef struct {
 	PyObject *obj;   /* the ctypes object */
 	PyObject *lock;  /* the lock object */
 	SemLock *sl;     /* lock._semlock when it is mpgo's, else NULL */
+	char *addr;      /* obj's memory, when its type is a plain number */
+	int code;        /* ... and that type's struct code, else 0 */
 } SyncValue;
 
-static PyObject *str_value, *str_semlock, *str_acquire, *str_release;
+static PyObject *str_value, *str_semlock, *str_acquire, *str_release, *str_type_;
 
 static void syncvalue_dealloc(SyncValue *v) {
 	PyTypeObject *tp = Py_TYPE(v);
@@ -442,7 +448,7 @@ static PyObject *syncvalue_get(SyncValue *v, void *unused) {
 		return NULL;
 	}
 	if (lock_in(v) < 0) return NULL;
-	PyObject *r = PyObject_GetAttr(v->obj, str_value);
+	PyObject *r = v->code ? item_get(v->addr, v->code) : PyObject_GetAttr(v->obj, str_value);
 	if (lock_out(v) < 0) Py_CLEAR(r);
 	return r;
 }
@@ -452,8 +458,12 @@ static int syncvalue_set(SyncValue *v, PyObject *x, void *unused) {
 		PyErr_SetString(PyExc_AttributeError, "value");
 		return -1;
 	}
+	if (!x) {
+		PyErr_SetString(PyExc_AttributeError, "cannot delete value");
+		return -1;
+	}
 	if (lock_in(v) < 0) return -1;
-	int r = PyObject_SetAttr(v->obj, str_value, x);
+	int r = v->code ? item_set(v->addr, v->code, x) : PyObject_SetAttr(v->obj, str_value, x);
 	if (lock_out(v) < 0) r = -1;
 	return r;
 }
@@ -463,9 +473,28 @@ static PyObject *syncvalue_get_obj(SyncValue *v, void *unused) {
 	return Py_NewRef(v->obj);
 }
 
+/* syncvalue_set_obj also finds whether obj is a ctypes number whose value
+ * can be read and written straight from its memory, skipping ctypes. */
 static int syncvalue_set_obj(SyncValue *v, PyObject *x, void *unused) {
 	Py_XINCREF(x);
 	Py_XSETREF(v->obj, x);
+	v->addr = NULL;
+	v->code = 0;
+	if (!x) return 0;
+	PyObject *t = PyObject_GetAttr((PyObject *)Py_TYPE(x), str_type_);
+	if (t && PyUnicode_Check(t) && PyUnicode_GET_LENGTH(t) == 1) {
+		int code = PyUnicode_READ_CHAR(t, 0);
+		Py_buffer b;
+		if (code_size(code) && PyObject_GetBuffer(x, &b, PyBUF_SIMPLE) == 0) {
+			if (b.len == code_size(code)) {
+				v->addr = b.buf;  /* lives as long as obj, which we hold */
+				v->code = code;
+			}
+			PyBuffer_Release(&b);
+		}
+	}
+	Py_XDECREF(t);
+	PyErr_Clear();
 	return 0;
 }
 
@@ -1050,6 +1079,7 @@ PyMODINIT_FUNC PyInit__fast(void) {
 	str_semlock = PyUnicode_InternFromString("_semlock");
 	str_acquire = PyUnicode_InternFromString("acquire");
 	str_release = PyUnicode_InternFromString("release");
+	str_type_ = PyUnicode_InternFromString("_type_");
 	PyObject *m = PyModule_Create(&fast_module);
 	if (!m) return NULL;
 	Py_INCREF(&SemLockType);

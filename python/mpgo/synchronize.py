@@ -32,35 +32,32 @@ RECURSIVE_MUTEX, SEMAPHORE, MUTEX = _fast.KIND_RLOCK, _fast.KIND_SEMAPHORE, _fas
 SEM_VALUE_MAX = _fast.SEM_VALUE_MAX
 
 
-class SemLock(object):
-    """Base class of the semaphores and mutexes: wraps _fast.SemLock."""
+class SemLock(_fast.SemLock):
+    """Base class of the semaphores and mutexes.
+
+    CPython wraps _multiprocessing.SemLock in a Python object, so every
+    `with lock:` runs two Python-level methods; here the primitive IS the C
+    type, and acquire, release, __enter__ and __exit__ are C calls.
+    _semlock is kept (it is the object itself) for code written against
+    CPython's layout."""
 
     def __init__(self, kind, value, maxvalue, *, ctx):
         if value < 0:
             raise ValueError("semaphore initial value must be >= 0")
         self._block = heap.allocate(_fast.LOCK_SIZE, 16)
-        self._semlock = _fast.SemLock(self._block.memoryview(), kind, value, maxvalue, True)
+        _fast.SemLock.__init__(self, self._block.memoryview(), kind, value, maxvalue, True)
         util.debug('created semlock at %s+%d' % (self._block.arena.ino, self._block.offset))
-        self._make_methods()
 
-    def _make_methods(self):
-        self.acquire = self._semlock.acquire
-        self.release = self._semlock.release
-
-    def __enter__(self):
-        return self._semlock.__enter__()
-
-    def __exit__(self, *args):
-        return self._semlock.__exit__(*args)
+    @property
+    def _semlock(self):
+        return self
 
     def __getstate__(self):
-        sl = self._semlock
-        return (self._block, sl.kind, sl.maxvalue)
+        return (self._block, self.kind, self.maxvalue)
 
     def __setstate__(self, state):
         self._block, kind, maxvalue = state
-        self._semlock = _fast.SemLock(self._block.memoryview(), kind, 0, maxvalue, False)
-        self._make_methods()
+        _fast.SemLock.__init__(self, self._block.memoryview(), kind, 0, maxvalue, False)
 
 
 class Semaphore(SemLock):
