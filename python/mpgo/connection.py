@@ -556,20 +556,19 @@ class RingConnection(Connection):
 
     def _get(self):
         q = self._in
-        try:
-            data = q.get(False)
-        except Empty:
-            while True:
-                try:
-                    data = q.get(True, 0.1)
-                    break
-                except Empty:
-                    if self._peer_gone():
-                        try:
-                            data = q.get(False)
-                            break
-                        except Empty:
-                            raise EOFError from None
+        while True:
+            # Blocking in C: it spins, then sleeps on a futex, and returns
+            # every 0.1 s so that a peer gone for good is noticed.
+            try:
+                data = q.get(True, 0.1)
+                break
+            except Empty:
+                if self._peer_gone():
+                    try:
+                        data = q.get(False)
+                        break
+                    except Empty:
+                        raise EOFError from None
         if self._ctl[2 + self._side] and not q.qsize():
             self._drain_bell()
         return data
