@@ -34,6 +34,18 @@ func capiErr(err error) C.int {
 	return C.int(-int(code))
 }
 
+// capiString copies s and a NUL into the C buffer buf of n bytes, or fails
+// with MPGO_ETOOSHORT.
+func capiString(s string, buf *C.char, n C.size_t) C.int {
+	if int(n) < len(s)+1 {
+		return capiErr(fmt.Errorf("%d bytes needed: %w", len(s)+1, errs.ErrTooShort))
+	}
+	dst := unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(n))
+	copy(dst, s)
+	dst[len(s)] = 0
+	return 0
+}
+
 // capiRecover turns a panic into MPGO_EINTERNAL: a panic must never unwind
 // into C.
 func capiRecover(rc *C.int) {

@@ -6,10 +6,11 @@ package main
 import "C"
 
 import (
-	"github.com/mpgo/mpgo/internal/handles"
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/mpgo/mpgo/internal/handles"
 
 	"github.com/mpgo/mpgo/core/process"
 )

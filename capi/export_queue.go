@@ -8,9 +8,9 @@ import "C"
 
 import (
 	"errors"
-	"fmt"
-	"github.com/mpgo/mpgo/internal/handles"
 	"unsafe"
+
+	"github.com/mpgo/mpgo/internal/handles"
 
 	"github.com/mpgo/mpgo/core/errs"
 	"github.com/mpgo/mpgo/core/queue"
@@ -57,14 +57,7 @@ func goQueueRef(handle C.int64_t, buf *C.char, n C.size_t) (rc C.int) {
 	if err != nil {
 		return capiErr(err)
 	}
-	s := q.Ref().String()
-	if int(n) < len(s)+1 {
-		return capiErr(fmt.Errorf("ref needs %d bytes: %w", len(s)+1, errs.ErrTooShort))
-	}
-	dst := unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(n))
-	copy(dst, s)
-	dst[len(s)] = 0
-	return 0
+	return capiString(q.Ref().String(), buf, n)
 }
 
 //export goQueuePut

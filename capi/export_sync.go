@@ -8,10 +8,11 @@ import "C"
 
 import (
 	"fmt"
-	"github.com/mpgo/mpgo/internal/handles"
 	gosync "sync"
 	"time"
 	"unsafe"
+
+	"github.com/mpgo/mpgo/internal/handles"
 
 	"github.com/mpgo/mpgo/core/errs"
 	"github.com/mpgo/mpgo/core/shm"
@@ -177,14 +178,7 @@ func goArenaRef(handle C.int64_t, buf *C.char, n C.size_t) (rc C.int) {
 	if err != nil {
 		return capiErr(err)
 	}
-	s := a.Segment().Ref().String()
-	if int(n) < len(s)+1 {
-		return capiErr(fmt.Errorf("ref needs %d bytes: %w", len(s)+1, errs.ErrTooShort))
-	}
-	dst := unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(n))
-	copy(dst, s)
-	dst[len(s)] = 0
-	return 0
+	return capiString(a.Segment().Ref().String(), buf, n)
 }
 
 //export goArenaBase
