@@ -553,13 +553,30 @@ static __thread char *scratch __attribute__((tls_model("initial-exec")));
 typedef struct {
 	PyObject_HEAD
 	int64_t h;
+	/* Set by configure() for a Queue's put_obj/get_obj: */
+	PyObject *dumps, *loads, *plain_dumps, *plain_types, *on_drain, *closed_msg;
+	Py_buffer ctl_view;  /* the pipe's control words (see RingConnection) */
+	uint32_t *ctl;
+	int armed, level, bell_fd, closed;
 } QueueObj;
 
 static int queue_init(QueueObj *q, PyObject *args, PyObject *kw) {
 	long long h;
 	if (!PyArg_ParseTuple(args, "L", &h)) return -1;
 	q->h = h;
+	q->bell_fd = -1;
 	return 0;
+}
+
+static void queue_dealloc(QueueObj *q) {
+	Py_CLEAR(q->dumps);
+	Py_CLEAR(q->loads);
+	Py_CLEAR(q->plain_dumps);
+	Py_CLEAR(q->plain_types);
+	Py_CLEAR(q->on_drain);
+	Py_CLEAR(q->closed_msg);
+	if (q->ctl) PyBuffer_Release(&q->ctl_view);
+	Py_TYPE(q)->tp_free((PyObject *)q);
 }
 
 /* parse_timeout turns (block, timeout) into seconds: -1 forever, 0 none. */
@@ -749,6 +766,159 @@ static PyObject *queue_get_obj(QueueObj *q, PyObject *const *args, Py_ssize_t na
 	return obj;
 }
 
+/* fold_args fills out[0..n) from positional args and keywords named by
+ * names, as Python would bind them; missing ones are NULL. */
+static int fold_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+		     const char *const *names, int n, PyObject **out, const char *fn) {
+	if (nargs > n) {
+		PyErr_Format(PyExc_TypeError, "%s() takes at most %d arguments", fn, n);
+		return -1;
+	}
+	for (int i = 0; i < n; i++) out[i] = i < nargs ? args[i] : NULL;
+	if (kwnames) {
+		for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(kwnames); k++) {
+			PyObject *key = PyTuple_GET_ITEM(kwnames, k);
+			int i = 0;
+			while (i < n && PyUnicode_CompareWithASCIIString(key, names[i]) != 0) i++;
+			if (i == n) {
+				PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", fn, key);
+				return -1;
+			}
+			if (out[i]) {
+				PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'", fn, names[i]);
+				return -1;
+			}
+			out[i] = args[nargs + k];
+		}
+	}
+	return 0;
+}
+
+/* configure(dumps, loads, plain_dumps, plain_types, ctl, armed, level,
+ * bell_fd, on_drain, closed_msg) readies put_obj/get_obj for a Queue:
+ * pickling, the doorbell of its reader, and the message of a closed queue. */
+static PyObject *queue_configure(QueueObj *q, PyObject *const *args, Py_ssize_t nargs) {
+	if (nargs != 10) {
+		PyErr_SetString(PyExc_TypeError, "configure() takes 10 arguments");
+		return NULL;
+	}
+	int armed = PyLong_AsLong(args[5]), level = PyLong_AsLong(args[6]), fd = PyLong_AsLong(args[7]);
+	if (PyErr_Occurred()) return NULL;
+	if (q->ctl) { PyBuffer_Release(&q->ctl_view); q->ctl = NULL; }
+	if (PyObject_GetBuffer(args[4], &q->ctl_view, PyBUF_WRITABLE) < 0) return NULL;
+	if (q->ctl_view.len < 16 || armed < 0 || armed > 3 || level < 0 || level > 3) {
+		PyBuffer_Release(&q->ctl_view);
+		PyErr_SetString(PyExc_ValueError, "bad control block");
+		return NULL;
+	}
+	q->ctl = q->ctl_view.buf;
+	q->armed = armed;
+	q->level = level;
+	q->bell_fd = fd;
+	PyObject **slots[] = {&q->dumps, &q->loads, &q->plain_dumps, &q->plain_types};
+	for (int i = 0; i < 4; i++) { Py_INCREF(args[i]); Py_XSETREF(*slots[i], args[i]); }
+	Py_INCREF(args[8]);
+	Py_XSETREF(q->on_drain, args[8]);
+	Py_INCREF(args[9]);
+	Py_XSETREF(q->closed_msg, args[9]);
+	Py_RETURN_NONE;
+}
+
+static PyObject *queue_set_closed(QueueObj *q, PyObject *flag) {
+	q->closed = PyObject_IsTrue(flag);
+	Py_RETURN_NONE;
+}
+
+static int queue_check_ready(QueueObj *q) {
+	if (!q->dumps) {
+		PyErr_SetString(PyExc_RuntimeError, "queue not configured");
+		return -1;
+	}
+	if (q->closed) {
+		PyErr_SetObject(PyExc_ValueError, q->closed_msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* ring_bell wakes a reader waiting in connection.wait() or selecting on
+ * the reader's fileno(); most puts find nobody there and make no call. */
+static inline void ring_bell(QueueObj *q) {
+	if (__atomic_load_n(&q->ctl[q->armed], __ATOMIC_SEQ_CST) ||
+	    __atomic_load_n(&q->ctl[q->level], __ATOMIC_RELAXED)) {
+		char one = 1;
+		if (write(q->bell_fd, &one, 1) < 0) { /* full or gone: fine */ }
+	}
+}
+
+/* put_obj(obj, block=True, timeout=None): Queue.put in one C call. */
+static PyObject *queue_put_obj(QueueObj *q, PyObject *const *args, Py_ssize_t nargs,
+			       PyObject *kwnames) {
+	static const char *const names[] = {"obj", "block", "timeout"};
+	PyObject *a[3];
+	if (fold_args(args, nargs, kwnames, names, 3, a, "put") < 0) return NULL;
+	if (!a[0]) {
+		PyErr_SetString(PyExc_TypeError, "put() missing required argument 'obj'");
+		return NULL;
+	}
+	if (queue_check_ready(q) < 0) return NULL;
+	PyObject *obj = a[0];
+	PyObject *rest[3];
+	rest[1] = a[1] ? a[1] : Py_True;
+	rest[2] = a[2] ? a[2] : Py_None;
+	if (rest[2] != Py_None) {
+		double t = PyFloat_AsDouble(rest[2]);
+		if (t == -1 && PyErr_Occurred()) return NULL;
+		if (t < 0) rest[2] = PyFloat_FromDouble(0);
+		else Py_INCREF(rest[2]);
+	} else {
+		Py_INCREF(rest[2]);
+	}
+	PyObject *r;
+	if (PyBytes_CheckExact(obj) && PyBytes_GET_SIZE(obj) >= RAW_MIN) {
+		rest[0] = obj;
+		r = queue_put_raw(q, rest, 3);
+	} else {
+		int plain = PySet_Contains(q->plain_types, (PyObject *)Py_TYPE(obj));
+		PyObject *data = plain > 0 ? PyObject_CallOneArg(q->plain_dumps, obj)
+					   : plain == 0 ? PyObject_CallOneArg(q->dumps, obj) : NULL;
+		if (!data) { Py_DECREF(rest[2]); return NULL; }
+		rest[0] = data;
+		r = queue_put(q, rest, 3);
+		Py_DECREF(data);
+	}
+	Py_DECREF(rest[2]);
+	if (r) ring_bell(q);
+	return r;
+}
+
+/* get_obj2(block=True, timeout=None): Queue.get in one C call. */
+static PyObject *queue_get_obj2(QueueObj *q, PyObject *const *args, Py_ssize_t nargs,
+				PyObject *kwnames) {
+	static const char *const names[] = {"block", "timeout"};
+	PyObject *a[2];
+	if (fold_args(args, nargs, kwnames, names, 2, a, "get") < 0) return NULL;
+	if (queue_check_ready(q) < 0) return NULL;
+	PyObject *ga[3];
+	ga[0] = a[0] ? a[0] : Py_True;
+	ga[1] = a[1] ? a[1] : Py_None;
+	PyObject *tobj = NULL;
+	if (ga[1] != Py_None) {
+		double t = PyFloat_AsDouble(ga[1]);
+		if (t == -1 && PyErr_Occurred()) return NULL;
+		if (t < 0) ga[1] = tobj = PyFloat_FromDouble(0);
+	}
+	ga[2] = q->loads;
+	PyObject *r = queue_get_obj(q, ga, 3);
+	Py_XDECREF(tobj);
+	if (r && __atomic_load_n(&q->ctl[q->level], __ATOMIC_RELAXED)) {
+		PyObject *d = PyObject_CallNoArgs(q->on_drain);
+		if (!d) { Py_DECREF(r); return NULL; }
+		Py_DECREF(d);
+	}
+	return r;
+}
+
 static PyObject *queue_get_many(QueueObj *q, PyObject *const *args, Py_ssize_t nargs) {
 	if (nargs < 1 || nargs > 3) {
 		PyErr_SetString(PyExc_TypeError, "get_many(max_messages, block=True, timeout=None)");
@@ -895,6 +1065,10 @@ static PyMethodDef queue_methods[] = {
 	{"put", (PyCFunction)(void (*)(void))queue_put, METH_FASTCALL, "put(data, block=True, timeout=None)"},
 	{"get", (PyCFunction)(void (*)(void))queue_get, METH_FASTCALL, "get(block=True, timeout=None) -> bytes"},
 	{"put_raw", (PyCFunction)(void (*)(void))queue_put_raw, METH_FASTCALL, "put_raw(bytes, block=True, timeout=None)"},
+	{"configure", (PyCFunction)(void (*)(void))queue_configure, METH_FASTCALL, "configure(...) for put_obj/get_obj2"},
+	{"set_closed", (PyCFunction)queue_set_closed, METH_O, "set_closed(flag)"},
+	{"put_obj", (PyCFunction)(void (*)(void))queue_put_obj, METH_FASTCALL | METH_KEYWORDS, "put_obj(obj, block=True, timeout=None)"},
+	{"get_obj2", (PyCFunction)(void (*)(void))queue_get_obj2, METH_FASTCALL | METH_KEYWORDS, "get_obj2(block=True, timeout=None) -> object"},
 	{"get_obj", (PyCFunction)(void (*)(void))queue_get_obj, METH_FASTCALL, "get_obj(block, timeout, loads) -> object"},
 	{"put_many", (PyCFunction)(void (*)(void))queue_put_many, METH_FASTCALL, "put_many(messages, block=True, timeout=None) -> int"},
 	{"get_many", (PyCFunction)(void (*)(void))queue_get_many, METH_FASTCALL, "get_many(max, block=True, timeout=None) -> list"},
@@ -917,6 +1091,7 @@ static PyTypeObject QueueType = {
 	.tp_doc = "Byte messages on a shared-memory ring (core/queue), by engine handle.",
 	.tp_init = (initproc)queue_init,
 	.tp_new = PyType_GenericNew,
+	.tp_dealloc = (destructor)queue_dealloc,
 	.tp_methods = queue_methods,
 	.tp_members = queue_members,
 };

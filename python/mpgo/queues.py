@@ -36,7 +36,10 @@ from queue import Empty, Full
 from . import connection
 from . import context
 
+import pickle as _pickle
+
 from ._engine import fast as _fast
+from .reduction import _PLAIN
 
 _ForkingPickler = context.reduction.ForkingPickler
 _RAW_MIN = _fast.RAW_MIN
@@ -68,6 +71,20 @@ class Queue(object):
         # put() rings the reader's doorbell only while somebody waits on it
         # (connection.wait on q._reader) or selects on its fileno().
         self._ctl, self._armed, self._level = w._ctl, w._peer, 2 + w._peer
+        # put() and get() of a plain Queue are each one C call: pickling,
+        # the ring and the doorbell. A subclass that overrides them, or the
+        # pickling-error hook, keeps the Python methods below.
+        cls = type(self)
+        if cls._on_queue_feeder_error is Queue._on_queue_feeder_error and \
+                (cls.put is Queue.put or cls.get is Queue.get):
+            fq = self._fq = _fast.Queue(self._reader._rin.handle)
+            fq.configure(_dumps, _loads, _pickle.dumps, _PLAIN, w._ctl, w._peer,
+                         2 + w._peer, w._peer_bell_w, self._reader._drain_if_empty,
+                         f"Queue {self!r} is closed")
+            if cls.put is Queue.put:
+                self.put = fq.put_obj
+            if cls.get is Queue.get:
+                self.get = fq.get_obj2
 
     def __getstate__(self):
         return (self._ignore_epipe, self._maxsize, self._reader, self._writer)
@@ -183,8 +200,14 @@ class Queue(object):
     def put_nowait(self, obj):
         return self.put(obj, False)
 
+    def __reduce_ex__(self, protocol):
+        # The C put/get bound into __dict__ must not be pickled.
+        return (_rebuild_queue, (type(self), self.__getstate__()))
+
     def close(self):
         self._closed = True
+        if '_fq' in self.__dict__:
+            self._fq.set_closed(True)
 
     def join_thread(self):
         assert self._closed, "Queue {0!r} not closed".format(self)
@@ -200,6 +223,12 @@ class Queue(object):
         traceback.print_exc()
 
     __class_getitem__ = classmethod(types.GenericAlias)
+
+
+def _rebuild_queue(cls, state):
+    q = cls.__new__(cls)
+    q.__setstate__(state)
+    return q
 
 
 class JoinableQueue(Queue):
