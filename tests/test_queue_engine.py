@@ -129,3 +129,59 @@ def test_one_gigabyte_message():
     del big
     got = q.get_bytes(timeout=60)
     assert len(got) == 1 << 30 and got.count(0) == len(got)
+
+
+def test_put_get_arguments_as_cpython():
+    q = mpgo.Queue()
+    q.put(obj=1, block=True, timeout=None)
+    q.put(2, False)
+    q.put(3, timeout=-1)  # a negative timeout means "do not wait", as CPython
+    assert q.get(block=True, timeout=5) == 1
+    assert q.get(False) == 2
+    assert q.get(timeout=-1) == 3
+    with pytest.raises(TypeError):
+        q.put(1, True, None, "extra")
+    with pytest.raises(TypeError):
+        q.get(flag=True)
+    with pytest.raises(TypeError):
+        q.put()
+
+
+def test_closed_queue_refuses_put_and_get():
+    q = mpgo.Queue()
+    q.put(1)
+    q.close()
+    with pytest.raises(ValueError, match="is closed"):
+        q.put(2)
+    with pytest.raises(ValueError, match="is closed"):
+        q.get()
+    q.join_thread()
+
+
+class CountingQueue(queues.Queue):
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.puts = 0
+
+    def put(self, obj, block=True, timeout=None):
+        self.puts += 1
+        super().put(obj, block, timeout)
+
+
+def test_subclass_overrides_are_honoured():
+    q = CountingQueue(ctx=mpgo.get_context())
+    q.put("a")
+    q.put("b")
+    assert q.puts == 2
+    assert [q.get(), q.get()] == ["a", "b"]
+
+
+def test_big_bytes_travel_raw_and_other_objects_pickled():
+    q = mpgo.Queue()
+    big = b"\0" * (1 << 20)  # ends in the raw tag byte itself
+    q.put(big)
+    q.put(bytearray(b"ba"))
+    q.put(b"small\0")
+    assert q.get() == big
+    assert q.get() == bytearray(b"ba")
+    assert q.get() == b"small\0"
