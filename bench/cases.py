@@ -10,10 +10,28 @@ import sys
 import time
 
 
+class _FasterFifo:
+    """The stdlib fork context with faster-fifo's Queue, for the queue cases."""
+
+    def __init__(self):
+        import multiprocessing as mp
+        import faster_fifo
+        self._ctx = mp.get_context("fork")
+        self._ff = faster_fifo
+
+    def Queue(self, maxsize=0):
+        return self._ff.Queue(max_size_bytes=256 << 20)
+
+    def __getattr__(self, name):
+        return getattr(self._ctx, name)
+
+
 def load(impl):
     if impl == "mpgo":
         import mpgo as mp
         return mp.get_context("spawn")
+    if impl == "faster-fifo":
+        return _FasterFifo()
     import multiprocessing as mp
     return mp.get_context(impl.split("-", 1)[1])
 
@@ -202,6 +220,9 @@ def get_many(mp):
     ps[0].join()
     return n / dt, "msgs/s", True
 
+
+# Cases that also run against faster-fifo (when it is installed).
+QUEUE_CASES = {"queue_small", "queue_2p", "queue_1MB", "get_many"}
 
 CASES = {f.__name__: f for f in (process_start, lock_uncontended, value_read,
                                  value_locked_2p, array_copy, pipe_rtt,

@@ -16,9 +16,17 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from cases import CASES  # noqa: E402
+from cases import CASES, QUEUE_CASES  # noqa: E402
 
 IMPLS = ["mpgo", "stdlib-spawn", "stdlib-fork"]
+
+
+def _have_faster_fifo():
+    try:
+        import faster_fifo  # noqa: F401
+        return True
+    except ImportError:
+        return False
 
 
 def run(case, impl):
@@ -41,12 +49,15 @@ def main():
     if args[:1] == ["-r"]:
         repeats, args = int(args[1]), args[2:]
     cases = args or list(CASES)
-    rows = ["| case | unit | mpgo | stdlib spawn | stdlib fork | mpgo vs spawn | mpgo vs fork |",
-            "| --- | --- | --- | --- | --- | --- | --- |"]
+    ff = _have_faster_fifo()
+    rows = ["| case | unit | mpgo | stdlib spawn | stdlib fork | mpgo vs spawn | mpgo vs fork |"
+            + (" faster-fifo | mpgo vs faster-fifo |" if ff else ""),
+            "| --- | --- | --- | --- | --- | --- | --- |" + (" --- | --- |" if ff else "")]
     for case in cases:
-        res = {impl: None for impl in IMPLS}
+        impls = IMPLS + (["faster-fifo"] if ff and case in QUEUE_CASES else [])
+        res = {impl: None for impl in impls}
         for _ in range(repeats):
-            for impl in IMPLS:
+            for impl in impls:
                 r, err = run(case, impl)
                 if err:
                     print(f"{case} {impl}: {err[0]}", file=sys.stderr)
@@ -65,9 +76,15 @@ def main():
                 return "n/a"
             x = a["value"] / b["value"] if higher else b["value"] / a["value"]
             return f"{x:.2f}×"
-        rows.append(f"| {case} | {unit} | {fmt(res['mpgo'])} | {fmt(res['stdlib-spawn'])} | "
-                    f"{fmt(res['stdlib-fork'])} | {ratio(res['mpgo'], res['stdlib-spawn'])} | "
-                    f"{ratio(res['mpgo'], res['stdlib-fork'])} |")
+        row = (f"| {case} | {unit} | {fmt(res['mpgo'])} | {fmt(res['stdlib-spawn'])} | "
+               f"{fmt(res['stdlib-fork'])} | {ratio(res['mpgo'], res['stdlib-spawn'])} | "
+               f"{ratio(res['mpgo'], res['stdlib-fork'])} |")
+        if ff:
+            if "faster-fifo" in res:
+                row += f" {fmt(res['faster-fifo'])} | {ratio(res['mpgo'], res['faster-fifo'])} |"
+            else:
+                row += " | |"
+        rows.append(row)
         print(rows[-1], file=sys.stderr, flush=True)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, best of {repeats} "
           f"runs each; ratios > 1 mean mpgo is faster")
