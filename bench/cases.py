@@ -221,12 +221,93 @@ def get_many(mp):
     return n / dt, "msgs/s", True
 
 
+def _ident(x):
+    return x
+
+
+def _cubes(_):
+    return list(map(lambda n: n * n * n, range(1000)))
+
+
+def _pool(mp, n=2):
+    p = mp.Pool(n)
+    p.apply(_ident, (0,))  # the workers are up
+    return p
+
+
+def pool_map_cs1(mp):
+    """map of 20k tiny tasks with chunksize=1; microseconds per task."""
+    n = 20_000
+    with _pool(mp) as p:
+        t = time.perf_counter()
+        p.map(_ident, range(n), chunksize=1)
+        dt = time.perf_counter() - t
+    return dt / n * 1e6, "us/task", False
+
+
+def pool_apply_async(mp):
+    """10k apply_async then get; microseconds per task."""
+    n = 10_000
+    with _pool(mp) as p:
+        t = time.perf_counter()
+        rs = [p.apply_async(_ident, (i,)) for i in range(n)]
+        for r in rs:
+            r.get()
+        dt = time.perf_counter() - t
+    return dt / n * 1e6, "us/task", False
+
+
+def pool_map_tiny(mp):
+    """map of 1M tiny items, default chunksize; seconds."""
+    with _pool(mp) as p:
+        t = time.perf_counter()
+        p.map(_ident, range(1_000_000))
+        dt = time.perf_counter() - t
+    return dt, "s", False
+
+
+def pool_imap_unordered(mp):
+    """imap_unordered of 200k tiny items, chunksize=100; seconds."""
+    with _pool(mp) as p:
+        t = time.perf_counter()
+        for _ in p.imap_unordered(_ident, range(200_000), chunksize=100):
+            pass
+        dt = time.perf_counter() - t
+    return dt, "s", False
+
+
+def pool_cpu(mp):
+    """Seed 004's calc_cubes over 20k items with Pool(5), as speedup over
+    the same work done serially in this process."""
+    n = 20_000
+    t = time.perf_counter()
+    list(map(_cubes, range(n)))
+    serial = time.perf_counter() - t
+    with mp.Pool(5) as p:
+        p.apply(_ident, (0,))
+        t = time.perf_counter()
+        p.map(_cubes, range(n))
+        par = time.perf_counter() - t
+    return serial / par, "x serial", True
+
+
+def pool_start(mp):
+    """Pool(2) creation until its first result; milliseconds."""
+    t = time.perf_counter()
+    with mp.Pool(2) as p:
+        p.apply(_ident, (0,))
+        dt = time.perf_counter() - t
+    return dt * 1e3, "ms", False
+
+
 # Cases that also run against faster-fifo (when it is installed).
 QUEUE_CASES = {"queue_small", "queue_2p", "queue_1MB", "get_many"}
 
 CASES = {f.__name__: f for f in (process_start, lock_uncontended, value_read,
                                  value_locked_2p, array_copy, pipe_rtt,
-                                 queue_small, queue_2p, queue_1MB, get_many)}
+                                 queue_small, queue_2p, queue_1MB, get_many,
+                                 pool_map_cs1, pool_apply_async, pool_map_tiny,
+                                 pool_imap_unordered, pool_cpu, pool_start)}
 
 if __name__ == "__main__":
     case, impl = sys.argv[1], sys.argv[2]
