@@ -4,11 +4,12 @@ A context bundles a start method with factory methods (Process, Queue, Lock,
 Pool, ...). The factory methods import their module only when first called,
 so `import mpgo` stays cheap and never loads the Go engine.
 
-Every start method ('spawn', 'fork', 'forkserver') starts a fresh
-interpreter: a process that has loaded the Go runtime must never fork. A
-script that asks for 'fork' or 'forkserver' still runs; it simply gets spawn
-semantics (targets and arguments are pickled, __main__ is re-imported as
-__mp_main__ in the child).
+A process that has loaded the Go runtime must never fork. 'spawn' (the
+default) and 'fork' start a fresh interpreter per child: a script that asks
+for 'fork' still runs, with spawn semantics (targets and arguments are
+pickled, __main__ is re-imported as __mp_main__ in the child). 'forkserver'
+forks children from a zygote interpreter that never loads the Go runtime
+(mpgo.forkserver), with the same semantics and a much faster start.
 
 Adapted from CPython's Lib/multiprocessing/context.py (PSF License).
 """
@@ -205,8 +206,8 @@ class BaseContext(object):
         '''Set list of module names to try to load in forkserver process.
         This is really just a hint.
         '''
-        # There is no fork server: every child is a fresh interpreter. The
-        # list is validated and kept so that callers behave as with CPython.
+        # Read when the zygote starts (mpgo.forkserver); a running zygote
+        # keeps the modules it has.
         global _forkserver_preload
         if not all(type(mod) is str for mod in module_names):
             raise TypeError('module_names must be a list of strings')

@@ -101,7 +101,10 @@ def spawn_main():
     sys.exit(exitcode)
 
 
-def _main(fd, parent_sentinel):
+def _main(fd, parent_sentinel, zygote_pid=None):
+    '''Read the preparation data and the Process object from fd, prepare
+    and run it; return the exit code. zygote_pid is the forkserver's zygote
+    for a child it forked, else None.'''
     with os.fdopen(fd, 'rb', closefd=True) as from_parent:
         process.current_process()._inheriting = True
         try:
@@ -116,6 +119,12 @@ def _main(fd, parent_sentinel):
         # watch the parent by its pid.
         os.close(parent_sentinel)
         parent_sentinel = _open_parent_sentinel(self._parent_pid)
+    if self.daemon and zygote_pid is not None:
+        # A forkserver child: die with the zygote, which dies with the
+        # parent. If the zygote died before prctl, we were reparented.
+        _set_death_signal(signal.SIGKILL)
+        if os.getppid() != zygote_pid:
+            os.kill(os.getpid(), signal.SIGKILL)
     if self.daemon:
         _watch_parent(parent_sentinel)
     return self._bootstrap(parent_sentinel)
@@ -158,6 +167,18 @@ def _watch_parent(parent_sentinel):
 def _kill_self_when_readable(fd):
     process._wait_readable(fd)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _set_death_signal(sig):
+    '''Ask for sig when the parent (thread) of this process dies; return
+    whether that worked.'''
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        return libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+    except (ImportError, OSError, AttributeError):
+        return False
 
 
 def _death_signal():

@@ -1,0 +1,24 @@
+"""Child targets for test_forkserver (module-level, so they pickle)."""
+
+import os
+import sys
+
+import mpgo
+
+
+def add_and_put(v, q, n, *, tag):
+    '''Add n to the shared Value v and put what the child saw on q.'''
+    with v.get_lock():
+        v.value += n
+    q.put((tag, mpgo.get_start_method(), os.getpid(),
+           mpgo.parent_process().pid))
+
+
+def say(text):
+    print(text)
+    sys.stdout.flush()
+
+
+def fds_of_self():
+    '''Exit with the number of open fds above 2 (to catch zygote leaks).'''
+    sys.exit(len([fd for fd in os.listdir('/proc/self/fd') if int(fd) > 2]))
