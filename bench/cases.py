@@ -52,6 +52,14 @@ def process_start(mp):
     return (time.perf_counter() - t) / n * 1e3, "ms/process", False
 
 
+def process_start_forkserver(mp):
+    """process_start, with mpgo's children forked by its zygote
+    (get_context('forkserver')); the stdlib impls keep their start method."""
+    if type(mp).__module__.startswith("mpgo"):
+        mp = mp.get_context("forkserver")
+    return process_start(mp)
+
+
 def lock_uncontended(mp):
     """acquire/release pairs per second on an uncontended Lock."""
     lock = mp.Lock()
@@ -303,7 +311,8 @@ def pool_start(mp):
 # Cases that also run against faster-fifo (when it is installed).
 QUEUE_CASES = {"queue_small", "queue_2p", "queue_1MB", "get_many"}
 
-CASES = {f.__name__: f for f in (process_start, lock_uncontended, value_read,
+CASES = {f.__name__: f for f in (process_start, process_start_forkserver,
+                                 lock_uncontended, value_read,
                                  value_locked_2p, array_copy, pipe_rtt,
                                  queue_small, queue_2p, queue_1MB, get_many,
                                  pool_map_cs1, pool_apply_async, pool_map_tiny,
