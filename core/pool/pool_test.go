@@ -1,0 +1,269 @@
+package pool_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mpgo/mpgo/core/errs"
+	"github.com/mpgo/mpgo/core/pool"
+)
+
+func u64(x uint64) []byte { return binary.LittleEndian.AppendUint64(nil, x) }
+
+func TestMapSquares(t *testing.T) {
+	p := newPool(t, pool.Options{Workers: 4})
+	const n = 10000
+	payloads := make([][]byte, n)
+	for i := range payloads {
+		payloads[i] = u64(uint64(i) * 7)
+	}
+	res, err := p.Map("square", payloads)
+	if err != nil {
+		t.Fatalf("Map: %v", err)
+	}
+	if len(res) != n {
+		t.Fatalf("%d results, want %d", len(res), n)
+	}
+	for i, r := range res {
+		x := uint64(i) * 7
+		if !bytes.Equal(r, u64(x*x)) {
+			t.Fatalf("result %d = %x, want %x", i, r, u64(x*x))
+		}
+	}
+	if res, err := p.Map("square", nil); err != nil || len(res) != 0 {
+		t.Fatalf("Map of nothing: %v, %v", res, err)
+	}
+}
+
+func TestSubmitLargePayload(t *testing.T) {
+	p := newPool(t, pool.Options{Workers: 2})
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	res, err := p.Submit("echo", big).Wait(30 * time.Second)
+	if err != nil || !bytes.Equal(res, big) {
+		t.Fatalf("echo of 1 MiB: %d bytes, %v", len(res), err)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	p := newPool(t, pool.Options{Workers: 3})
+	payloads := make([][]byte, 100)
+	for i := range payloads {
+		payloads[i] = []byte(strconv.Itoa(i))
+	}
+	payloads[40] = []byte("fail40")
+	payloads[70] = []byte("fail70")
+	res, err := p.Map("echo", payloads)
+	var te *pool.TaskError
+	if !errors.As(err, &te) || te.Name != "echo" || te.Message != "refused fail40" || te.Panic {
+		t.Fatalf("Map error = %#v, want the error of task 40", err)
+	}
+	for i, r := range res {
+		if i == 40 || i == 70 {
+			if r != nil {
+				t.Errorf("failed task %d has result %q", i, r)
+			}
+		} else if !bytes.Equal(r, payloads[i]) {
+			t.Errorf("result %d = %q, want %q", i, r, payloads[i])
+		}
+	}
+	_, err = p.Submit("no-such-function", nil).Wait(30 * time.Second)
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), "no-such-function") {
+		t.Fatalf("unknown function: %v", err)
+	}
+}
+
+func TestPanic(t *testing.T) {
+	p := newPool(t, pool.Options{Workers: 2})
+	before := p.Pids()
+	payloads := [][]byte{[]byte("a"), []byte("boom"), []byte("c"), []byte("boom")}
+	res, err := p.Map("panic", payloads)
+	var te *pool.TaskError
+	if !errors.As(err, &te) || !te.Panic || !strings.Contains(te.Message, "boom") {
+		t.Fatalf("Map error = %v, want a panic", err)
+	}
+	if string(res[0]) != "a" || string(res[2]) != "c" {
+		t.Fatalf("results %q", res)
+	}
+	if after := p.Pids(); !slices.Equal(before, after) {
+		t.Fatalf("workers %v became %v: a panic must not kill the worker", before, after)
+	}
+}
+
+func TestFutureTimeout(t *testing.T) {
+	p := newPool(t, pool.Options{Workers: 1})
+	marker := markerPath(t, "m")
+	f := p.Submit("block", []byte("block:"+marker))
+	waitMarker(t, marker)
+	if _, err := f.Wait(20 * time.Millisecond); !errors.Is(err, errs.ErrTimeout) {
+		t.Fatalf("Wait on a blocked task: %v, want ErrTimeout", err)
+	}
+	if _, err := f.Wait(0); !errors.Is(err, errs.ErrTimeout) {
+		t.Fatalf("Wait(0) on a blocked task: %v, want ErrTimeout", err)
+	}
+}
+
+// TestWorkerKilled kills the worker running one task of a Map, several
+// times over: that task fails naming the worker, every other task succeeds,
+// and the pool goes on with a replacement.
+func TestWorkerKilled(t *testing.T) {
+	p := newPool(t, pool.Options{Workers: 3})
+	for round := range 4 {
+		marker := markerPath(t, fmt.Sprint("m", round))
+		payloads := make([][]byte, 300)
+		for i := range payloads {
+			payloads[i] = []byte(strconv.Itoa(i))
+		}
+		const victim = 57
+		payloads[victim] = []byte("block:" + marker)
+		type mapped struct {
+			res [][]byte
+			err error
+		}
+		done := make(chan mapped, 1)
+		go func() {
+			res, err := p.Map("block", payloads)
+			done <- mapped{res, err}
+		}()
+		pid := waitMarker(t, marker)
+		if !slices.Contains(p.Pids(), pid) {
+			t.Fatalf("round %d: pid %d is not one of the workers %v", round, pid, p.Pids())
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		var m mapped
+		select {
+		case m = <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("round %d: Map hung after worker %d was killed", round, pid)
+		}
+		var wl *pool.WorkerLostError
+		if !errors.As(m.err, &wl) || wl.Pid != pid || wl.Status != -int(syscall.SIGKILL) {
+			t.Fatalf("round %d: Map error = %v, want worker %d lost to SIGKILL", round, m.err, pid)
+		}
+		if !errors.Is(m.err, errs.ErrProcess) || !strings.Contains(m.err.Error(), strconv.Itoa(pid)) ||
+			!strings.Contains(m.err.Error(), "SIGKILL") {
+			t.Fatalf("round %d: error %q must wrap ErrProcess and name the pid and signal", round, m.err)
+		}
+		for i, r := range m.res {
+			if i != victim && !bytes.Equal(r, payloads[i]) {
+				t.Fatalf("round %d: result %d = %q, want %q", round, i, r, payloads[i])
+			}
+		}
+		if slices.Contains(p.Pids(), pid) {
+			t.Fatalf("round %d: dead worker %d still listed", round, pid)
+		}
+		res, err := p.Map("square", [][]byte{u64(3), u64(4)})
+		if err != nil || !bytes.Equal(res[0], u64(9)) || !bytes.Equal(res[1], u64(16)) {
+			t.Fatalf("round %d: Map after the kill: %x, %v", round, res, err)
+		}
+	}
+}
+
+func TestMaxTasksPerWorker(t *testing.T) {
+	p := newPool(t, pool.Options{Workers: 2, MaxTasksPerWorker: 3})
+	res, err := p.Map("pid", make([][]byte, 30))
+	if err != nil {
+		t.Fatalf("Map: %v", err)
+	}
+	count := map[string]int{}
+	for _, r := range res {
+		count[string(r)]++
+	}
+	for pid, n := range count {
+		if n > 3 {
+			t.Errorf("worker %s ran %d tasks, limit 3", pid, n)
+		}
+	}
+	if len(count) < 10 {
+		t.Errorf("30 tasks ran on %d workers, want at least 10", len(count))
+	}
+}
+
+// gone reports whether no process has pid any more.
+func gone(pid int) bool {
+	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+}
+
+func TestClose(t *testing.T) {
+	p := newPool(t, pool.Options{Workers: 3})
+	fs := make([]*pool.Future, 50)
+	for i := range fs {
+		fs[i] = p.Submit("square", u64(uint64(i)))
+	}
+	pids := p.Pids()
+	if err := p.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	for i, f := range fs {
+		res, err := f.Wait(0)
+		if err != nil || !bytes.Equal(res, u64(uint64(i*i))) {
+			t.Fatalf("task %d after Close: %x, %v", i, res, err)
+		}
+	}
+	for _, pid := range pids {
+		if !gone(pid) {
+			t.Errorf("worker %d outlived Close", pid)
+		}
+	}
+	if _, err := p.Submit("square", u64(1)).Wait(0); !errors.Is(err, errs.ErrClosed) {
+		t.Fatalf("Submit after Close: %v, want ErrClosed", err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+func TestTerminate(t *testing.T) {
+	p := newPool(t, pool.Options{Workers: 2})
+	marker := markerPath(t, "m")
+	blocked := p.Submit("block", []byte("block:"+marker))
+	waitMarker(t, marker)
+	pids := p.Pids()
+	if err := p.Terminate(); err != nil {
+		t.Fatalf("Terminate: %v", err)
+	}
+	if _, err := blocked.Wait(0); !errors.Is(err, errs.ErrClosed) {
+		t.Fatalf("blocked task after Terminate: %v, want ErrClosed", err)
+	}
+	for _, pid := range pids {
+		if !gone(pid) {
+			t.Errorf("worker %d outlived Terminate", pid)
+		}
+	}
+	if _, err := p.Map("square", [][]byte{u64(1)}); !errors.Is(err, errs.ErrClosed) {
+		t.Fatalf("Map after Terminate: %v, want ErrClosed", err)
+	}
+}
+
+// TestLostHandoff checks that a task taken by a worker that died before
+// recording it in its slot fails instead of hanging, charged to that worker.
+func TestLostHandoff(t *testing.T) {
+	p := newPool(t, pool.Options{Workers: 1})
+	if _, err := p.Map("square", [][]byte{u64(2)}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // let the worker go back to its Get
+	lost := pool.LoseHandoff(p)
+	pid := p.Pids()[0]
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_, err := lost.Wait(30 * time.Second)
+	var wl *pool.WorkerLostError
+	if !errors.As(err, &wl) || wl.Pid != pid || wl.Status != -int(syscall.SIGKILL) {
+		t.Fatalf("lost task: %v, want worker %d lost to SIGKILL", err, pid)
+	}
+	res, err := p.Map("square", [][]byte{u64(5)})
+	if err != nil || !bytes.Equal(res[0], u64(25)) {
+		t.Fatalf("Map after the loss: %x, %v", res, err)
+	}
+}
