@@ -195,7 +195,7 @@ def main(preload=(), sys_path=None):
         sys.stderr.write('mpgo forkserver: the Go runtime was loaded by '
                          'a preloaded module; cannot fork\n')
         sys.exit(1)
-    parent_pid = os.getppid()
+    parent_pid, zygote_pid = os.getppid(), os.getpid()
 
     sig_r, sig_w = os.pipe()
     os.set_blocking(sig_r, False)
@@ -244,7 +244,8 @@ def main(preload=(), sys_path=None):
                 signal.set_wakeup_fd(old_wakeup)
                 for sig, h in old_handlers.items():
                     signal.signal(sig, h)
-                code = _serve_child(child_fds, parent_pid, os.getppid())
+                # Not os.getppid() here: the zygote may be dead already.
+                code = _serve_child(child_fds, parent_pid, zygote_pid)
             except SystemExit as e:
                 code = e.code if isinstance(e.code, int) else 1
             except BaseException:
