@@ -224,3 +224,20 @@ def test_bulk_slices_match_ctypes(code):
         with pytest.raises(TypeError):
             a[0:1] = [1.5]
         assert a[:] == raw[:]  # a failed assignment changed nothing
+
+
+def test_byte_swapped_and_subclassed_types_keep_ctypes_semantics():
+    be = ctypes.c_int.__ctype_be__
+    v = mpgo.Value(be, 258)
+    assert v.value == 258 and bytes(v.get_obj()) == b"\x00\x00\x01\x02"
+    v.value = 1
+    assert bytes(v.get_obj()) == b"\x00\x00\x00\x01"
+    a = mpgo.Array(be, [1, 2])
+    assert a[:] == [1, 2]
+    a[:] = [3, 4]
+    assert bytes(a.get_obj())[:4] == b"\x00\x00\x00\x03"
+
+    class MyInt(ctypes.c_int):
+        pass
+    m = mpgo.Value(MyInt, 5)
+    assert m.value == 5

@@ -481,7 +481,12 @@ static int syncvalue_set_obj(SyncValue *v, PyObject *x, void *unused) {
 	v->addr = NULL;
 	v->code = 0;
 	if (!x) return 0;
-	PyObject *t = PyObject_GetAttr((PyObject *)Py_TYPE(x), str_type_);
+	/* Only ctypes' own native-order types: a byte-swapped type (or a
+	 * subclass) has the same code but another layout or value rules. */
+	PyObject *le = PyObject_GetAttrString((PyObject *)Py_TYPE(x), "__ctype_le__");
+	int native = le == (PyObject *)Py_TYPE(x);
+	Py_XDECREF(le);
+	PyObject *t = native ? PyObject_GetAttr((PyObject *)Py_TYPE(x), str_type_) : NULL;
 	if (t && PyUnicode_Check(t) && PyUnicode_GET_LENGTH(t) == 1) {
 		int code = PyUnicode_READ_CHAR(t, 0);
 		Py_buffer b;

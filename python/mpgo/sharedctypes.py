@@ -7,6 +7,7 @@ never as a copy; see mpgo/heap.py.
 """
 
 import ctypes
+import sys
 import weakref
 
 from . import heap
@@ -220,9 +221,12 @@ _BULK_CODES = frozenset('bBhHiIlLqQfd')
 
 def _bulk_view(obj):
     """(code, memoryview) of a ctypes array of a plain number type, or None."""
-    code = getattr(getattr(obj, '_type_', None), '_type_', None)
+    elem = getattr(obj, '_type_', None)
+    code = getattr(elem, '_type_', None)
     if not isinstance(code, str) or code not in _BULK_CODES:
         return None
+    if getattr(elem, '__ctype_le__', None) is not elem or sys.byteorder != 'little':
+        return None  # byte-swapped elements: leave them to ctypes
     return code, memoryview(obj).cast('B')
 
 
