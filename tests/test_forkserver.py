@@ -231,3 +231,25 @@ def test_many_starts_are_fast(capsys):
     with capsys.disabled():
         print('\nstart+join: forkserver %.1f ms, spawn %.1f ms'
               % (times['forkserver'], times['spawn']))
+
+
+def test_start_method_from_the_environment(tmp_path):
+    import subprocess
+    import sys
+    script = tmp_path / "env.py"
+    script.write_text(
+        "import os, mpgo\n"
+        "def f(q): q.put(os.getpid())\n"
+        "if __name__ == '__main__':\n"
+        "    q = mpgo.Queue()\n"
+        "    p = mpgo.Process(target=f, args=(q,))\n"
+        "    p.start(); p.join()\n"
+        "    print(mpgo.get_start_method(), p.exitcode, q.get(timeout=30) == p.pid)\n")
+    env = dict(os.environ, MPGO_START_METHOD="forkserver")
+    out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.stdout.split() == ["forkserver", "0", "True"], out.stderr
+    env["MPGO_START_METHOD"] = "bogus"
+    out = subprocess.run([sys.executable, "-c", "import mpgo"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "MPGO_START_METHOD" in out.stderr

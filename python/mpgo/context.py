@@ -365,7 +365,14 @@ _concrete_contexts = {
     'spawn': SpawnContext(),
     'forkserver': ForkServerContext(),
 }
-_default_context = DefaultContext(_concrete_contexts['spawn'])
+# MPGO_START_METHOD picks the default start method ('spawn' unless set), so
+# an unmodified script can run on the forkserver zygote, whose children
+# start in ~10-15 ms instead of ~70 ms.
+_default_method = os.environ.get('MPGO_START_METHOD') or 'spawn'
+if _default_method not in _concrete_contexts:
+    raise ValueError('MPGO_START_METHOD must be one of %s, not %r'
+                     % (sorted(_concrete_contexts), _default_method))
+_default_context = DefaultContext(_concrete_contexts[_default_method])
 
 #
 # Force the start method
