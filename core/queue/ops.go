@@ -192,11 +192,44 @@ func (q *Queue) put(msgs []message, timeout time.Duration) (int, error) {
 // after Shutdown once the queue is empty.
 func (q *Queue) Get(buf []byte, timeout time.Duration) (n int, err error) {
 	var one [1]int
-	lens, need, err := q.get(buf, 1, one[:0], timeout)
+	lens, need, err := q.get(buf, 1, one[:0], timeout, nil)
 	if err != nil {
 		return need, err
 	}
 	return lens[0], nil
+}
+
+// GetClaim is Get for a consumer that must record, atomically with taking
+// it, which message it took: claim runs under the queue's lock, after the
+// message is copied into msg and before the get commits, with the message's
+// position. A consumer killed at any instant then leaves either no claim,
+// or a claim whose position Taken reports truthfully: core/pool's workers
+// store the task id and position in their slot this way, so that a dead
+// worker's task is never lost nor failed twice. claim must not block.
+func (q *Queue) GetClaim(buf []byte, timeout time.Duration, claim func(pos uint64, msg []byte)) (n int, err error) {
+	var one [1]int
+	lens, need, err := q.get(buf, 1, one[:0], timeout, claim)
+	if err != nil {
+		return need, err
+	}
+	return lens[0], nil
+}
+
+// Taken reports whether the message that was at position pos has been
+// taken: positions only grow, so it has iff the head is past it. It takes
+// the lock, so that an operation a dead process left half done is settled
+// first.
+func (q *Queue) Taken(pos uint64) (bool, error) {
+	if !q.enter() {
+		return false, errClosed
+	}
+	defer q.life.RUnlock()
+	if _, err := q.lock(-1); err != nil {
+		return false, err
+	}
+	head := atomic.LoadUint64(q.w64(offHead))
+	q.unlock()
+	return head > pos, nil
 }
 
 // GetMany removes up to max messages and copies them back to back into
@@ -208,14 +241,14 @@ func (q *Queue) GetMany(buf []byte, max int, timeout time.Duration) (lens []int,
 	if max <= 0 {
 		return nil, fmt.Errorf("queue: get %d messages: %w", max, errs.ErrValue)
 	}
-	lens, need, err := q.get(buf, max, make([]int, 0, min(max, 64)), timeout)
+	lens, need, err := q.get(buf, max, make([]int, 0, min(max, 64)), timeout, nil)
 	if errors.Is(err, errs.ErrTooShort) {
 		return append(lens[:0], need), err
 	}
 	return lens, err
 }
 
-func (q *Queue) get(buf []byte, max int, lens []int, timeout time.Duration) ([]int, int, error) {
+func (q *Queue) get(buf []byte, max int, lens []int, timeout time.Duration, claim func(uint64, []byte)) ([]int, int, error) {
 	if !q.enter() {
 		return lens, 0, errClosed
 	}
@@ -236,7 +269,7 @@ func (q *Queue) get(buf []byte, max int, lens []int, timeout time.Duration) ([]i
 		}
 		if count := atomic.LoadUint64(q.w64(offCount)); count > 0 {
 			before := len(lens)
-			lens, need, err := q.takeLocked(buf, max, lens)
+			lens, need, err := q.takeLocked(buf, max, lens, claim)
 			if err != nil {
 				q.unlock()
 				return lens, need, err

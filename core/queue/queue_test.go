@@ -623,3 +623,51 @@ func TestPutVLaysPartsEndToEnd(t *testing.T) {
 		t.Fatalf("Get = %q, %v", buf[:n], err)
 	}
 }
+
+func TestGetClaim(t *testing.T) {
+	q, err := queue.New(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	for _, m := range []string{"first", "second"} {
+		if err := q.Put([]byte(m), -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 64)
+	var positions []uint64
+	var claimed []string
+	for range 2 {
+		n, err := q.GetClaim(buf, 0, func(pos uint64, msg []byte) {
+			positions = append(positions, pos)
+			claimed = append(claimed, string(msg))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(buf[:n]); got != claimed[len(claimed)-1] {
+			t.Fatalf("got %q, claimed %q", got, claimed[len(claimed)-1])
+		}
+	}
+	if claimed[0] != "first" || claimed[1] != "second" || positions[1] <= positions[0] {
+		t.Fatalf("claims %q at %v", claimed, positions)
+	}
+	for _, pos := range positions {
+		if taken, err := q.Taken(pos); err != nil || !taken {
+			t.Fatalf("Taken(%d) = %v, %v", pos, taken, err)
+		}
+	}
+	if err := q.Put([]byte("third"), -1); err != nil {
+		t.Fatal(err)
+	}
+	// A claim the get did not commit (the claimer died first) leaves the
+	// message in place: Taken of the head position is false.
+	next := positions[1] + 8 + 8 // "second" is one 8-byte word after its length
+	if taken, err := q.Taken(next); err != nil || taken {
+		t.Fatalf("Taken(%d) of a message still queued = %v, %v", next, taken, err)
+	}
+	if _, err := q.GetClaim(buf[:2], 0, func(uint64, []byte) { t.Fatal("claim on a short buffer") }); !errors.Is(err, errs.ErrTooShort) {
+		t.Fatalf("short buffer: %v", err)
+	}
+}

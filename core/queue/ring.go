@@ -212,7 +212,7 @@ func (q *Queue) putLocked(msgs []message) error {
 // many as fit, appends their lengths to lens and commits their removal.
 // The lock must be held and the queue not be empty. If the first message
 // does not fit, nothing is taken and need is its length.
-func (q *Queue) takeLocked(buf []byte, max int, lens []int) (_ []int, need int, err error) {
+func (q *Queue) takeLocked(buf []byte, max int, lens []int, claim func(uint64, []byte)) (_ []int, need int, err error) {
 	head, tail := atomic.LoadUint64(q.w64(offHead)), atomic.LoadUint64(q.w64(offTail))
 	count := atomic.LoadUint64(q.w64(offCount))
 	p, off, k := head, 0, uint64(0)
@@ -228,6 +228,9 @@ func (q *Queue) takeLocked(buf []byte, max int, lens []int) (_ []int, need int, 
 			break
 		}
 		q.copyOut(p+lenSize, buf[off:off+n])
+		if claim != nil {
+			claim(p, buf[off:off+n])
+		}
 		lens = append(lens, n)
 		off += n
 		p += record(n)
