@@ -10,23 +10,20 @@
 // queue (core/queue); workers attach both by the Refs on their command line.
 // The message encodings are documented in wire.go.
 //
-// Supervision. Every worker has a slot in a small shared region holding the
-// id of the task it runs. A goroutine per worker waits on its pidfd; when a
-// worker dies (signal, exit, crash) the parent first collects every result
-// it put, then fails the task left in its slot with a *WorkerLostError
-// naming its pid and status, and starts a replacement in the same slot.
-// Every other task completes.
+// Supervision. Every worker has a slot in a small shared region where it
+// claims the task it takes, atomically with the take (see the slot layout in
+// wire.go). A goroutine per worker waits on its pidfd; when a worker dies
+// (signal, exit, crash) the parent first collects every result it put, then
+// fails the task it had claimed and taken with a *WorkerLostError naming its
+// pid and status, and starts a replacement in the same slot. Every other
+// task completes; a task the dead worker claimed but had not taken stays
+// queued for another worker.
 //
-// The one handoff the slot cannot cover is the instant between a worker's
-// Get committing and its store of the task id. A worker dying there leaves
-// the marker slotTaking, which makes its death a suspect. Since the parent
-// is the only producer and the queue is FIFO, the tasks taken from the
-// queue are exactly ids up to lastID - Len; a pending task among those that
-// is in no slot, on two sweeps sweepEvery apart, is failed with the
-// suspect's WorkerLostError. So no task is lost silently and Map never
-// hangs. The residual risk is the reverse: a live worker stalled for longer
-// than sweepEvery between its Get and its slot store while a suspect death
-// is unsettled could see its task failed; its late result is then dropped.
+// External mode. A driver in another language (mpgo's Python Pool) sets
+// Options.External and Options.Spawn: it puts task messages on Tasks()
+// itself and reads Results() itself, and the pool supervises the workers,
+// putting a StatusLost message for a dead worker's task, StatusBroken when
+// workers cannot be started and StatusClosed once every worker is gone.
 //
 // Workers die with the parent (PR_SET_PDEATHSIG SIGKILL), and Close and
 // Terminate reap every worker before they return.
@@ -49,9 +46,10 @@ import (
 	"github.com/mpgo/mpgo/core/shm"
 )
 
-// sweepEvery is how often lost handoffs are looked for while a suspect
-// death is unsettled, and how long a candidate must stay lost to be failed.
-const sweepEvery = 100 * time.Millisecond
+// maxStartupFailures is how many workers in a row may die before they are
+// ready (by a signal; an exit breaks the pool at once) before the pool is
+// broken.
+const maxStartupFailures = 3
 
 // Options configures a Pool.
 type Options struct {
@@ -60,6 +58,13 @@ type Options struct {
 	// MaxTasksPerWorker, if positive, makes a worker exit after that many
 	// tasks; a fresh one replaces it. 0 means no limit.
 	MaxTasksPerWorker int
+	// Spawn, if set, starts the worker for slot with the arguments it must
+	// hand to AttachWorker, instead of re-executing this binary. The
+	// process must die with the parent.
+	Spawn func(slot int, args []string) (*process.Process, error)
+	// External makes the caller the producer of Tasks() and the consumer of
+	// Results() (see the package comment); Submit and Map are not used.
+	External bool
 }
 
 // Pool is a set of supervised worker processes. Its methods are safe for
@@ -82,10 +87,9 @@ type Pool struct {
 	terminating bool               // pending tasks fail with ErrClosed, not WorkerLostError
 	broken      error              // set when workers cannot be started: every task fails with it
 
-	// Owned by the manager goroutine.
-	suspects  []suspect
-	orphans   map[uint64]bool // candidates of the previous sweep
-	lastSweep time.Time
+	startupFailures int           // workers in a row that died before they were ready; under mu
+	wakeCh          chan struct{} // External mode: wakes the manager
+	freed           bool          // under mu
 }
 
 // death is a worker's exit, reported by its supervising goroutine.
@@ -94,13 +98,6 @@ type death struct {
 	proc   *process.Process
 	status int
 	err    error
-}
-
-// suspect is a worker that died with slotTaking in its slot: it may have
-// taken a task, among ids up to bound, without recording it.
-type suspect struct {
-	pid, status int
-	bound       uint64
 }
 
 // Future is the pending result of a task.
@@ -163,7 +160,7 @@ func New(opts Options) (*Pool, error) {
 		procs:   make([]*process.Process, opts.Workers),
 		deaths:  make(chan death, opts.Workers),
 		done:    make(chan struct{}),
-		orphans: make(map[uint64]bool),
+		wakeCh:  make(chan struct{}, 1),
 	}
 	var err error
 	if p.tasks, err = queue.New(0); err != nil {
@@ -196,15 +193,23 @@ func New(opts Options) (*Pool, error) {
 
 // start starts a worker in slot i and a goroutine that reports its death.
 func (p *Pool) start(i int) error {
-	slotAt(p.slots.Bytes(), i).task.Store(0)
-	slotAt(p.slots.Bytes(), i).pid.Store(0)
+	s := slotAt(p.slots.Bytes(), i)
+	s.task.Store(0)
+	s.pid.Store(0)
+	s.pos.Store(0)
 	args := []string{p.tasks.Ref().String(), p.results.Ref().String(), p.slots.Ref().String(),
 		strconv.Itoa(i), strconv.Itoa(p.opts.MaxTasksPerWorker)}
-	attr := process.Attr{DeathSignal: syscall.SIGKILL}
-	if raceEnabled {
-		attr.Env = append(os.Environ(), "GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
+	var proc *process.Process
+	var err error
+	if p.opts.Spawn != nil {
+		proc, err = p.opts.Spawn(i, args)
+	} else {
+		attr := process.Attr{DeathSignal: syscall.SIGKILL}
+		if raceEnabled {
+			attr.Env = append(os.Environ(), "GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
+		}
+		proc, err = process.Reexec(WorkerRole, args, attr)
 	}
-	proc, err := process.Reexec(WorkerRole, args, attr)
 	if err != nil {
 		return fmt.Errorf("pool: start worker: %w", err)
 	}
@@ -227,7 +232,52 @@ func (p *Pool) start(i int) error {
 // closed the result queue the Put fails, which is fine: nobody is left to
 // wake.
 func (p *Pool) wake() {
+	if p.opts.External {
+		select {
+		case p.wakeCh <- struct{}{}:
+		default:
+		}
+		return
+	}
 	p.results.Put(make([]byte, 8), -1) // task id 0
+}
+
+// Tasks returns the task queue, for an External driver to put tasks on.
+func (p *Pool) Tasks() *queue.Queue { return p.tasks }
+
+// Results returns the result queue, for an External driver to read.
+func (p *Pool) Results() *queue.Queue { return p.results }
+
+// Shutdown stops the pool once the tasks already queued are done, without
+// waiting: idle workers exit, no worker is replaced, and in External mode a
+// StatusClosed message follows the last result.
+func (p *Pool) Shutdown() {
+	p.mu.Lock()
+	p.closing = true
+	if !p.stopping {
+		p.stopping = true
+		p.tasks.Shutdown() // idle workers' Gets return ErrClosed: they exit
+	}
+	p.mu.Unlock()
+	p.wake() // in case no worker is left to die and wake the manager
+}
+
+// Done returns a channel closed once the pool has stopped and every worker
+// has been reaped.
+func (p *Pool) Done() <-chan struct{} { return p.done }
+
+// Free releases the queues and the slot region of an External pool once it
+// has stopped (after Terminate, or when Done is closed). In Go mode the pool
+// frees them itself.
+func (p *Pool) Free() error {
+	<-p.done
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.freed {
+		return nil
+	}
+	p.freed = true
+	return errors.Join(p.tasks.Close(), p.results.Close(), p.slots.Close())
 }
 
 // Pids returns the pids of the current workers, by slot; 0 marks a slot
@@ -329,13 +379,7 @@ func (p *Pool) Close() error {
 	for _, f := range fs {
 		f.Wait(-1)
 	}
-	p.mu.Lock()
-	if !p.stopping {
-		p.stopping = true
-		p.tasks.Shutdown() // idle workers' Gets return ErrClosed: they exit
-	}
-	p.mu.Unlock()
-	p.wake() // in case no worker is left to die and wake the manager
+	p.Shutdown()
 	<-p.done
 	return nil
 }
@@ -365,13 +409,13 @@ func (p *Pool) killLocked() {
 // gone, it fails what is left and frees the queues.
 func (p *Pool) manage() {
 	defer close(p.done)
+	if p.opts.External {
+		p.manageExternal()
+		return
+	}
 	buf := make([]byte, 64<<10)
 	for {
-		timeout := time.Duration(-1)
-		if len(p.suspects) > 0 {
-			timeout = sweepEvery
-		}
-		lens, err := p.results.GetMany(buf, 256, timeout)
+		lens, err := p.results.GetMany(buf, 256, -1)
 		switch {
 		case err == nil:
 			off := 0
@@ -388,7 +432,6 @@ func (p *Pool) manage() {
 		for len(p.deaths) > 0 {
 			p.settle(<-p.deaths, &buf)
 		}
-		p.sweep(&buf)
 		p.mu.Lock()
 		finished := p.stopping && p.live == 0
 		p.mu.Unlock()
@@ -398,6 +441,34 @@ func (p *Pool) manage() {
 			return
 		}
 	}
+}
+
+// manageExternal is manage for an External pool: the driver reads the
+// results, so the manager only settles deaths.
+func (p *Pool) manageExternal() {
+	for {
+		select {
+		case d := <-p.deaths:
+			p.settle(d, nil)
+		case <-p.wakeCh:
+		}
+		p.mu.Lock()
+		finished := p.stopping && p.live == 0
+		p.mu.Unlock()
+		if finished && len(p.deaths) == 0 {
+			p.mu.Lock()
+			p.failAllLocked(fmt.Errorf("pool: %w", errs.ErrClosed))
+			p.mu.Unlock()
+			p.notify(0, 0, StatusClosed, nil)
+			return
+		}
+	}
+}
+
+// notify puts a message of the pool's own on the result queue, for an
+// External driver.
+func (p *Pool) notify(id uint64, slot int, status byte, body []byte) {
+	p.results.PutV([][]byte{resultHeader(nil, id, slot, status), body}, -1)
 }
 
 // drain delivers every result already in the result queue.
@@ -431,10 +502,10 @@ func (p *Pool) deliver(m []byte) {
 	}
 	body := append([]byte(nil), m[resultBody:]...)
 	switch m[resultStatus] {
-	case statusOK:
+	case StatusOK:
 		f.complete(body, nil)
 	default:
-		f.complete(nil, &TaskError{Name: f.name, Message: string(body), Panic: m[resultStatus] == statusPanic})
+		f.complete(nil, &TaskError{Name: f.name, Message: string(body), Panic: m[resultStatus] == StatusPanic})
 	}
 }
 
@@ -444,19 +515,28 @@ func (p *Pool) take(id uint64) *Future {
 	defer p.mu.Unlock()
 	f := p.pending[id]
 	delete(p.pending, id)
-	delete(p.orphans, id)
 	return f
 }
 
-// settle handles a worker's death: it collects whatever the worker put,
-// fails the task left in its slot, and starts a replacement.
+// settle handles a worker's death: it collects whatever the worker put (Go
+// mode; buf is nil in External mode, where the driver reads the results and
+// finds them ahead of the StatusLost message), fails the task the worker
+// had taken, and starts a replacement.
 func (p *Pool) settle(d death, buf *[]byte) {
 	d.proc.Release()
 	// A dead worker's puts are all committed or gone: collect them first,
 	// so a task whose result made it is not failed.
-	p.drain(buf)
+	if buf != nil {
+		p.drain(buf)
+	}
 	s := slotAt(p.slots.Bytes(), d.slot)
-	task, started := s.task.Load(), s.pid.Load() != 0
+	task, pos, started := s.task.Load(), s.pos.Load(), s.pid.Load() != 0
+	if task != 0 && pos != 0 {
+		// Claimed; lost only if the take committed (see wire.go).
+		if taken, err := p.tasks.Taken(pos - 1); err == nil && !taken {
+			task = 0
+		}
+	}
 	status := d.status
 	if d.err != nil {
 		status = -int(syscall.SIGKILL) // unknown; Wait only fails on a closed pidfd
@@ -465,23 +545,35 @@ func (p *Pool) settle(d death, buf *[]byte) {
 	p.procs[d.slot] = nil
 	p.live--
 	terminating, stopping := p.terminating, p.stopping
-	switch {
-	case task == slotTaking:
-		p.suspects = append(p.suspects, suspect{pid: d.proc.Pid, status: status, bound: p.takenLocked()})
-	case task != 0 && !terminating:
-		if f := p.pending[task]; f != nil {
+	if task != 0 && !terminating {
+		if p.opts.External {
+			p.mu.Unlock()
+			p.notify(task, d.slot, StatusLost, fmt.Appendf(nil, "%d %d", d.proc.Pid, status))
+			p.mu.Lock()
+		} else if f := p.pending[task]; f != nil {
 			delete(p.pending, task)
 			p.mu.Unlock()
 			f.complete(nil, &WorkerLostError{Pid: d.proc.Pid, Status: status, Task: task})
 			p.mu.Lock()
 		}
 	}
-	// A worker that exits by itself before attaching the queues will not
-	// do better the next time: most likely main does not call Serve first.
-	if !started && status >= 0 && !stopping && p.broken == nil {
-		p.broken = fmt.Errorf("pool: worker %d exited with status %d before it started (is pool.Serve called first in main?): %w",
-			d.proc.Pid, status, errs.ErrProcess)
-		p.failAllLocked(p.broken)
+	if started {
+		p.startupFailures = 0
+	} else if !stopping {
+		p.startupFailures++
+	}
+	// A worker that exits by itself before it is ready will not do better
+	// the next time: most likely main does not call Serve first, or the
+	// driver's worker cannot start (its initializer failed).
+	if !stopping && p.broken == nil {
+		switch {
+		case !started && status >= 0:
+			p.breakLocked(fmt.Errorf("pool: worker %d exited with status %d before it started (is pool.Serve called first in main?): %w",
+				d.proc.Pid, status, errs.ErrProcess))
+		case p.startupFailures >= maxStartupFailures:
+			p.breakLocked(fmt.Errorf("pool: %d workers in a row died before they started, the last (%d) with status %d: %w",
+				p.startupFailures, d.proc.Pid, status, errs.ErrProcess))
+		}
 	}
 	replace := !stopping && p.broken == nil
 	p.mu.Unlock()
@@ -491,82 +583,18 @@ func (p *Pool) settle(d death, buf *[]byte) {
 	if err := p.start(d.slot); err != nil {
 		p.mu.Lock()
 		if p.broken == nil {
-			p.broken = fmt.Errorf("pool: cannot replace worker %d: %w", d.proc.Pid, err)
-			p.failAllLocked(p.broken)
+			p.breakLocked(fmt.Errorf("pool: cannot replace worker %d: %w", d.proc.Pid, err))
 		}
 		p.mu.Unlock()
 	}
 }
 
-// takenLocked returns the highest task id taken from the task queue: the
-// parent is its only producer and puts ids in increasing order under mu,
-// and the queue is FIFO.
-func (p *Pool) takenLocked() uint64 {
-	return p.lastID - uint64(p.tasks.Len())
-}
-
-// sweep fails tasks lost in a handoff: taken from the queue by a worker
-// that died before recording them. It runs only while a suspect death is
-// unsettled.
-func (p *Pool) sweep(buf *[]byte) {
-	if len(p.suspects) == 0 || time.Since(p.lastSweep) < sweepEvery {
-		return
-	}
-	p.lastSweep = time.Now()
-	// Order matters: taken, then the slots, then the results. A live
-	// worker's task is then either in the snapshot, or its result was put
-	// before the drain, or the worker is between Get and its slot store.
-	p.mu.Lock()
-	taken := p.takenLocked()
-	p.mu.Unlock()
-	inSlot := make(map[uint64]bool, p.opts.Workers)
-	for i := range p.opts.Workers {
-		inSlot[slotAt(p.slots.Bytes(), i).task.Load()] = true
-	}
-	p.drain(buf)
-
-	var lost []*Future
-	var lostErr []error
-	p.mu.Lock()
-	bound := uint64(0)
-	for _, s := range p.suspects {
-		bound = max(bound, s.bound)
-	}
-	minPending := ^uint64(0)
-	seen := make(map[uint64]bool)
-	for id, f := range p.pending {
-		minPending = min(minPending, id)
-		if id > taken || id > bound || inSlot[id] {
-			continue
-		}
-		if !p.orphans[id] {
-			seen[id] = true
-			continue
-		}
-		// Lost on two sweeps: charge it to a suspect that could have taken it.
-		for i, s := range p.suspects {
-			if s.bound >= id {
-				p.suspects = append(p.suspects[:i], p.suspects[i+1:]...)
-				delete(p.pending, id)
-				lost = append(lost, f)
-				lostErr = append(lostErr, &WorkerLostError{Pid: s.pid, Status: s.status, Task: id})
-				break
-			}
-		}
-	}
-	p.orphans = seen
-	// A suspect can only have taken ids up to its bound: once none of those
-	// is pending, it is settled.
-	kept := p.suspects[:0]
-	for _, s := range p.suspects {
-		if s.bound >= minPending {
-			kept = append(kept, s)
-		}
-	}
-	p.suspects = kept
-	p.mu.Unlock()
-	for i, f := range lost {
-		f.complete(nil, lostErr[i])
+// breakLocked makes every task fail with err from now on.
+func (p *Pool) breakLocked(err error) {
+	p.broken = err
+	p.failAllLocked(err)
+	if p.opts.External {
+		p.notify(0, 0, StatusBroken, []byte(err.Error()))
 	}
 }
 
@@ -582,6 +610,7 @@ func (p *Pool) shutdown() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.failAllLocked(fmt.Errorf("pool: %w", errs.ErrClosed))
+	p.freed = true
 	p.tasks.Close()
 	p.results.Close()
 	p.slots.Close()

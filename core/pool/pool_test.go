@@ -14,6 +14,7 @@ import (
 
 	"github.com/mpgo/mpgo/core/errs"
 	"github.com/mpgo/mpgo/core/pool"
+	"github.com/mpgo/mpgo/core/process"
 )
 
 func u64(x uint64) []byte { return binary.LittleEndian.AppendUint64(nil, x) }
@@ -246,24 +247,51 @@ func TestTerminate(t *testing.T) {
 
 // TestLostHandoff checks that a task taken by a worker that died before
 // recording it in its slot fails instead of hanging, charged to that worker.
-func TestLostHandoff(t *testing.T) {
+// TestUncommittedClaim: a worker that dies after claiming a task and before
+// its take commits leaves the task queued; it is run, not failed.
+func TestUncommittedClaim(t *testing.T) {
 	p := newPool(t, pool.Options{Workers: 1})
-	if _, err := p.Map("square", [][]byte{u64(2)}); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(50 * time.Millisecond) // let the worker go back to its Get
-	lost := pool.LoseHandoff(p)
-	pid := p.Pids()[0]
+	marker := markerPath(t, "block")
+	blocked := p.Submit("block", []byte("block:"+marker))
+	pid := waitMarker(t, marker)
+	queued := p.Submit("square", u64(9))
+	pool.FakeClaim(p, 0, pool.LastID(p))
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	_, err := lost.Wait(30 * time.Second)
-	var wl *pool.WorkerLostError
-	if !errors.As(err, &wl) || wl.Pid != pid || wl.Status != -int(syscall.SIGKILL) {
-		t.Fatalf("lost task: %v, want worker %d lost to SIGKILL", err, pid)
+	res, err := queued.Wait(30 * time.Second)
+	if err != nil || !bytes.Equal(res, u64(81)) {
+		t.Fatalf("the queued task: %x, %v; want it run by the replacement", res, err)
 	}
-	res, err := p.Map("square", [][]byte{u64(5)})
-	if err != nil || !bytes.Equal(res[0], u64(25)) {
-		t.Fatalf("Map after the loss: %x, %v", res, err)
+	// The blocked task's claim was overwritten: it is failed by Terminate.
+	p.Terminate()
+	if _, err := blocked.Wait(30 * time.Second); !errors.Is(err, errs.ErrClosed) {
+		t.Fatalf("blocked task after Terminate: %v", err)
+	}
+}
+
+// TestStartupFailures: workers that keep dying before they are ready break
+// the pool instead of being replaced for ever.
+func TestStartupFailures(t *testing.T) {
+	var spawned int
+	p, err := pool.New(pool.Options{Workers: 1, External: true, Spawn: func(slot int, args []string) (*process.Process, error) {
+		spawned++
+		return process.Start(process.Attr{Argv: []string{"/bin/sh", "-c", "kill -9 $$"}, DeathSignal: syscall.SIGKILL})
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Free()
+	defer p.Terminate()
+	buf := make([]byte, 4096)
+	n, err := p.Results().Get(buf, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status := buf[12]; status != pool.StatusBroken || !strings.Contains(string(buf[13:n]), "died before they started") {
+		t.Fatalf("status %d, %q; want StatusBroken", buf[12], buf[13:n])
+	}
+	if spawned != 3 {
+		t.Fatalf("%d workers started, want 3", spawned)
 	}
 }

@@ -2,11 +2,8 @@ package pool
 
 import (
 	"encoding/binary"
-	"fmt"
 	"sync/atomic"
 	"unsafe"
-
-	"github.com/mpgo/mpgo/core/errs"
 )
 
 // A task message, put on the task queue by the parent and taken by a worker:
@@ -22,13 +19,15 @@ const (
 	maxName     = 1<<16 - 1
 )
 
-// A result message, put on the result queue by a worker:
+// A result message, put on the result queue by a worker (or, for the
+// statuses from StatusLost on, by the parent's manager in External mode):
 //
-//	off 0    uint64  task id; 0 is a wake-up the parent sends itself, and
-//	                 carries nothing else
+//	off 0    uint64  task id; 0 for messages about no task (a wake-up the
+//	                 parent sends itself in Go mode, StatusBroken,
+//	                 StatusClosed, StatusInitFailed)
 //	off 8    uint32  slot of the worker that ran the task
-//	off 12   uint8   status: statusOK, statusError or statusPanic
-//	off 13   bytes   the result if the status is statusOK, else the error text
+//	off 12   uint8   status, below
+//	off 13   bytes   the body: the result for StatusOK, else the error
 const (
 	resultID     = 0
 	resultSlot   = 8
@@ -36,38 +35,59 @@ const (
 	resultBody   = 13
 )
 
-// Result statuses.
+// Result statuses. Drivers outside Go (mpgo's Python Pool) read these from
+// the result queue; their values are part of the wire format.
 const (
-	statusOK    = 0 // fn returned a result
-	statusError = 1 // fn returned an error, or the name is not registered
-	statusPanic = 2 // fn panicked; the worker recovered and lives on
+	StatusOK    = 0 // fn returned a result
+	StatusError = 1 // fn returned an error (or raised), or is not registered
+	StatusPanic = 2 // fn panicked; the worker recovered and lives on
+	// StatusLost: the worker running the task died; the body is
+	// "pid status" (status: n for exit(n), -s for signal s).
+	StatusLost = 3
+	// StatusBroken: workers cannot be started; every task fails. The body
+	// is the reason.
+	StatusBroken = 4
+	// StatusClosed: the pool has stopped and every worker is gone; nothing
+	// is put after it.
+	StatusClosed = 5
+	// StatusInitFailed: a worker's initialization failed (a foreign
+	// driver's worker puts it, with its own body, before it exits).
+	StatusInitFailed = 6
 )
 
 // The slot region is one shared segment with a slot per worker, each on a
 // cache line of its own so that workers do not contend:
 //
 //	slot i at off i*slotSize
-//	off 0    uint64  task: 0 when the worker runs nothing, slotTaking while
-//	                 it is in (or about to enter) a Get on the task queue,
-//	                 else the id of the task it is running
-//	off 8    uint32  pid of the worker, stored once it has attached the
-//	                 queues; 0 until then (a worker that dies with 0 here
+//	off 0    uint64  task: the id of the task the worker claimed, 0 when it
+//	                 holds none
+//	off 8    uint32  pid of the worker, stored once it is ready to take
+//	                 tasks; 0 until then (a worker that dies with 0 here
 //	                 never started)
+//	off 16   uint64  position + 1 of the claimed task's message in the task
+//	                 queue; 0 when none
 //
-// The worker stores the task id right after its Get returns, and 0 right
-// after it has put the result. The parent resets a slot to zero before it
-// starts a worker in it.
+// A worker claims a task under the task queue's lock, after copying it and
+// before the get commits (queue.GetClaim): it stores the position, then the
+// id. It stores 0 in task, then in pos, once the result is in the result
+// queue. So when a worker dies the parent finds either task 0 (it held
+// nothing), or an id and a position, and the task queue's head says whether
+// that get committed (queue.Taken): if it did, the task is lost with the
+// worker; if not, the task is still queued and another worker runs it. No
+// task is lost silently and none is failed while queued. The parent resets
+// a slot to zero before it starts a worker in it.
 const (
-	slotSize   = 64
-	slotTask   = 0
-	slotPid    = 8
-	slotTaking = ^uint64(0)
+	slotSize = 64
+	slotTask = 0
+	slotPid  = 8
+	slotPos  = 16
 )
 
 // slot is a view of one worker's slot in the slot region.
 type slot struct {
 	task *atomic.Uint64
 	pid  *atomic.Uint32
+	pos  *atomic.Uint64
 }
 
 func slotAt(region []byte, i int) slot {
@@ -75,6 +95,7 @@ func slotAt(region []byte, i int) slot {
 	return slot{
 		task: (*atomic.Uint64)(unsafe.Pointer(&b[slotTask])),
 		pid:  (*atomic.Uint32)(unsafe.Pointer(&b[slotPid])),
+		pos:  (*atomic.Uint64)(unsafe.Pointer(&b[slotPos])),
 	}
 }
 
@@ -83,19 +104,6 @@ func taskHeader(b []byte, id uint64, name string) []byte {
 	b = binary.LittleEndian.AppendUint64(b[:0], id)
 	b = binary.LittleEndian.AppendUint16(b, uint16(len(name)))
 	return append(b, name...)
-}
-
-// parseTask decodes a task message. payload aliases m.
-func parseTask(m []byte) (id uint64, name string, payload []byte, err error) {
-	if len(m) < taskName {
-		return 0, "", nil, fmt.Errorf("pool: task message of %d bytes: %w", len(m), errs.ErrInternal)
-	}
-	id = binary.LittleEndian.Uint64(m[taskID:])
-	n := int(binary.LittleEndian.Uint16(m[taskNameLen:]))
-	if len(m) < taskName+n {
-		return 0, "", nil, fmt.Errorf("pool: task message of %d bytes, name of %d: %w", len(m), n, errs.ErrInternal)
-	}
-	return id, string(m[taskName : taskName+n]), m[taskName+n:], nil
 }
 
 // resultHeader encodes the header of a result message into b's storage.
