@@ -568,10 +568,10 @@ func (p *Pool) settle(d death, buf *[]byte) {
 	if !stopping && p.broken == nil {
 		switch {
 		case !started && status >= 0:
-			p.breakLocked(fmt.Errorf("pool: worker %d exited with status %d before it started (is pool.Serve called first in main?): %w",
+			p.breakLocked(d.proc.Pid, status, fmt.Errorf("pool: worker %d exited with status %d before it started (is pool.Serve called first in main?): %w",
 				d.proc.Pid, status, errs.ErrProcess))
 		case p.startupFailures >= maxStartupFailures:
-			p.breakLocked(fmt.Errorf("pool: %d workers in a row died before they started, the last (%d) with status %d: %w",
+			p.breakLocked(d.proc.Pid, status, fmt.Errorf("pool: %d workers in a row died before they started, the last (%d) with status %d: %w",
 				p.startupFailures, d.proc.Pid, status, errs.ErrProcess))
 		}
 	}
@@ -583,18 +583,19 @@ func (p *Pool) settle(d death, buf *[]byte) {
 	if err := p.start(d.slot); err != nil {
 		p.mu.Lock()
 		if p.broken == nil {
-			p.breakLocked(fmt.Errorf("pool: cannot replace worker %d: %w", d.proc.Pid, err))
+			p.breakLocked(d.proc.Pid, status, fmt.Errorf("pool: cannot replace worker %d: %w", d.proc.Pid, err))
 		}
 		p.mu.Unlock()
 	}
 }
 
-// breakLocked makes every task fail with err from now on.
-func (p *Pool) breakLocked(err error) {
+// breakLocked makes every task fail with err from now on; pid and status
+// are those of the worker whose death broke the pool.
+func (p *Pool) breakLocked(pid, status int, err error) {
 	p.broken = err
 	p.failAllLocked(err)
 	if p.opts.External {
-		p.notify(0, 0, StatusBroken, []byte(err.Error()))
+		p.notify(0, 0, StatusBroken, fmt.Appendf(nil, "%d %d %s", pid, status, err))
 	}
 }
 

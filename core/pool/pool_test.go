@@ -288,7 +288,7 @@ func TestStartupFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if status := buf[12]; status != pool.StatusBroken || !strings.Contains(string(buf[13:n]), "died before they started") {
+	if status := buf[12]; status != pool.StatusBroken || !strings.Contains(string(buf[13:n]), " -9 pool: 3 workers in a row died before they started") {
 		t.Fatalf("status %d, %q; want StatusBroken", buf[12], buf[13:n])
 	}
 	if spawned != 3 {

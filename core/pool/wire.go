@@ -45,7 +45,7 @@ const (
 	// "pid status" (status: n for exit(n), -s for signal s).
 	StatusLost = 3
 	// StatusBroken: workers cannot be started; every task fails. The body
-	// is the reason.
+	// is "pid status reason", of the worker whose death broke the pool.
 	StatusBroken = 4
 	// StatusClosed: the pool has stopped and every worker is gone; nothing
 	// is put after it.
