@@ -202,3 +202,35 @@ int mpgo_queue_put_v(int64_t handle, const void *const *parts, const int64_t *le
 	GUARD();
 	return goQueuePutV(handle, (void **)parts, (int64_t *)lens, count, timeout);
 }
+
+/* ---- Pool workers (core/pool) ---- */
+
+int mpgo_pool_worker_attach(const char *args, int64_t *handle) {
+	GUARD();
+	return goPoolWorkerAttach((char *)args, handle);
+}
+
+int mpgo_pool_worker_ready(int64_t handle) {
+	GUARD();
+	return goPoolWorkerReady(handle);
+}
+
+int mpgo_pool_worker_take(int64_t handle, void *buf, int64_t size, double timeout, int64_t *n) {
+	GUARD();
+	return goPoolWorkerTake(handle, buf, size, timeout, n);
+}
+
+int mpgo_pool_worker_done(int64_t handle, uint64_t id, int status, const void *body, int64_t n) {
+	GUARD();
+	return goPoolWorkerDone(handle, id, status, (void *)body, n);
+}
+
+int mpgo_pool_worker_report(int64_t handle, int status, const void *body, int64_t n) {
+	GUARD();
+	return goPoolWorkerReport(handle, status, (void *)body, n);
+}
+
+int mpgo_pool_worker_close(int64_t handle) {
+	GUARD();
+	return goPoolWorkerClose(handle);
+}

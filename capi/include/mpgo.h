@@ -199,6 +199,45 @@ int mpgo_queue_close(int64_t handle);
 /* mpgo_live_handles counts live handles of every kind (0 after cleanup). */
 int mpgo_live_handles(void);
 
+/* ---- Pool workers: the worker end of a core/pool pool ----
+ *
+ * A pool started by a driver in External mode starts each worker with the
+ * five arguments AttachWorker takes (space-separated here): the task queue's
+ * ref, the result queue's ref, the slot region's ref, the slot, and the task
+ * limit (0: none). A task message is
+ *     uint64 id | uint16 n | n bytes function name | payload
+ * and a result message (put by done/report)
+ *     uint64 id | uint32 slot | uint8 status | body
+ * with the statuses of core/pool (wire.go): 0 ok, 1 error, 2 panic, 3 lost,
+ * 4 broken, 5 closed, 6 init failed. */
+
+#define MPGO_POOL_OK 0
+#define MPGO_POOL_ERROR 1
+#define MPGO_POOL_LOST 3
+#define MPGO_POOL_BROKEN 4
+#define MPGO_POOL_CLOSED 5
+#define MPGO_POOL_INIT_FAILED 6
+
+/* mpgo_pool_worker_attach attaches a worker's end from its arguments. */
+int mpgo_pool_worker_attach(const char *args, int64_t *handle);
+
+/* mpgo_pool_worker_ready tells the parent the worker is ready for tasks. */
+int mpgo_pool_worker_ready(int64_t handle);
+
+/* mpgo_pool_worker_take takes and claims the next task message into buf
+ * (MPGO_ETOOSHORT with the length in *n if it does not fit; MPGO_ECLOSED once
+ * the pool stops; MPGO_EEMPTY on timeout). */
+int mpgo_pool_worker_take(int64_t handle, void *buf, int64_t size, double timeout, int64_t *n);
+
+/* mpgo_pool_worker_done puts task id's result and clears the claim. */
+int mpgo_pool_worker_done(int64_t handle, uint64_t id, int status, const void *body, int64_t n);
+
+/* mpgo_pool_worker_report puts a message about no task (id 0). */
+int mpgo_pool_worker_report(int64_t handle, int status, const void *body, int64_t n);
+
+/* mpgo_pool_worker_close detaches the worker's end. */
+int mpgo_pool_worker_close(int64_t handle);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/mpgo/mpgo/core/errs"
+	"github.com/mpgo/mpgo/core/pool"
 	"github.com/mpgo/mpgo/core/process"
 	"github.com/mpgo/mpgo/core/queue"
 	"github.com/mpgo/mpgo/core/shm"
@@ -71,7 +72,13 @@ var (
 	Procs  Table[*process.Process]
 	Arenas Table[*shm.Arena]
 	Queues Table[*queue.Queue]
+	// Pools are External pools driven from Python; PoolWorkers are the
+	// worker ends attached by Python pool workers.
+	Pools       Table[*pool.Pool]
+	PoolWorkers Table[*pool.Worker]
 )
 
 // Live counts the live handles of every kind; tests check it drops to 0.
-func Live() int { return Procs.Len() + Arenas.Len() + Queues.Len() }
+func Live() int {
+	return Procs.Len() + Arenas.Len() + Queues.Len() + Pools.Len() + PoolWorkers.Len()
+}
