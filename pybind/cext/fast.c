@@ -1233,6 +1233,11 @@ out:
 	return res;
 }
 
+/* For pool.c, which shares the error and fork handling. */
+int mpgo_fast_check_forked(void) { return check_forked(); }
+void mpgo_fast_raise_code(int rc) { raise_code(rc); }
+int mpgo_pool_add(PyObject *m);
+
 static PyMethodDef fast_methods[] = {
 	{"array_get", (PyCFunction)(void (*)(void))fast_array_get, METH_FASTCALL,
 	 "array_get(buffer, code, start, stop) -> list"},
@@ -1274,5 +1279,6 @@ PyMODINIT_FUNC PyInit__fast(void) {
 	PyModule_AddIntConstant(m, "LOCK_SIZE", MPGO_LOCK_SIZE);
 	PyModule_AddIntConstant(m, "SEM_VALUE_MAX", MPGO_SEM_VALUE_MAX);
 	PyModule_AddIntConstant(m, "RAW_MIN", RAW_MIN);
+	if (mpgo_pool_add(m) < 0) return NULL;
 	return m;
 }
