@@ -40,6 +40,8 @@ HAVE_SEND_HANDLE = (hasattr(socket, 'CMSG_LEN') and
 # Objects of these types pickle the same with or without the extra
 # reducers, so dumps() hands them straight to pickle.dumps.
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None), complex})
+# The longest tuple or list dumps() checks for plain values only.
+_SMALL = 16
 
 # Per thread, one ForkingPickler and its buffer, reused by dumps(): making
 # a Pickler costs more than pickling a small object.
@@ -79,8 +81,17 @@ class ForkingPickler(pickle.Pickler):
     @classmethod
     def dumps(cls, obj, protocol=None):
         if cls is ForkingPickler and protocol is None:
-            if type(obj) in _PLAIN:
+            t = type(obj)
+            if t in _PLAIN:
                 return pickle.dumps(obj)
+            if (t is tuple or t is list) and len(obj) <= _SMALL:
+                # A short sequence of plain values (a pool task's arguments,
+                # its result) needs no reducer of ours either.
+                for v in obj:
+                    if type(v) not in _PLAIN:
+                        break
+                else:
+                    return pickle.dumps(obj)
             slot = _reuse.__dict__.get('slot')
             key = (ForkingPickler._generation, len(cls._copyreg_dispatch_table))
             if slot is None or slot[2] != key:
