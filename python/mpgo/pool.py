@@ -64,6 +64,7 @@ __all__ = ['Pool', 'ThreadPool']
 #
 
 import collections
+import io
 import itertools
 import os
 import queue
@@ -1184,12 +1185,597 @@ class _ThreadWorkers(_Workers):
             w.channel.put((_STOP, -1, -1, None))
 
 
+#
+# Process pools run on the engine's pool (core/pool, External mode): the Go
+# side starts and supervises the workers; tasks and results travel on two
+# shared-memory queues, put and read here through the C fast path.
+#
+# A task message is core/pool's: id | function | payload, where
+#
+#   id        (job + 1) << 32 | index of the task in its job
+#   function  the pickle of (kind, func), the same bytes for every task of a
+#             job, which a worker unpickles once and keeps
+#   payload   the pickle of the task's argument, by kind:
+#             _APPLY  (args, kwds)   result func(*args, **kwds)
+#             _MAP    a chunk        result list(map(func, chunk))
+#             _STARMAP a chunk       result list(starmap(func, chunk))
+#             _CALL   x              result func(x) (imap with chunksize 1)
+#             _APPLY_ARGS args       result func(*args) (apply, no kwds)
+#
+# and a result message is id | slot | status | body, the body the pickle of
+# the result (_OK) or of the exception (_ERROR); the statuses from _LOST on
+# come from the engine (see core/pool/wire.go). A worker claims each task in
+# its slot atomically with taking it, so when it dies the engine knows
+# exactly which task went with it: that task fails with WorkerLostError,
+# every other one completes.
+#
+
+_APPLY, _MAP, _STARMAP, _CALL, _APPLY_ARGS = 0, 1, 2, 3, 4
+_OK, _ERROR, _PANIC, _LOST, _BROKEN, _CLOSED, _INIT_FAILED = range(7)
+_WAKE = 100     # a message the parent puts to wake its own result thread
+_FLUSH = object()  # tells the feeder to put the tasks apply() held back
+_RESULT_HDR = struct.Struct('<QIB')
+# Tasks put in one commit when a job is submitted; a worker can start on
+# the first batch while the rest is pickled.
+_SUBMIT_BATCH = 256
+# Functions whose pickle is cached: these pickle by reference, so the pickle
+# does not change between calls.
+_BY_REFERENCE = (types.FunctionType, types.BuiltinFunctionType, type)
+
+
+def _core_worker(initializer, initargs, wrap_exception):
+    '''The loop of a pool worker process (the target of its Process).'''
+    from . import _engine, process
+    spec = os.environ.pop('MPGO_POOL_WORKER').split()
+    process.current_process().name = 'SpawnPoolWorker-%s' % spec[5]
+    w = _engine.fast.PoolWorker(' '.join(spec[:5]))
+    maxtasks = int(spec[4])
+    dumps = reduction.ForkingPickler.dumps
+    loads = reduction.ForkingPickler.loads
+    if initializer is not None:
+        try:
+            initializer(*initargs)
+        except BaseException as e:
+            if wrap_exception:
+                e = ExceptionWithTraceback(e, e.__traceback__)
+            try:
+                body = dumps(e)
+            except Exception:
+                body = dumps(RuntimeError(repr(e)))
+            w.report(_INIT_FAILED, body)
+            w.close()
+            util.debug('worker initializer failed -- exiting')
+            raise _InitializerFailed(1)
+    flush = util._flush_std_streams
+    flush()
+    w.ready()
+    take, done = w.take, w.done
+    funcs = {}
+    completed = 0
+    starmap = itertools.starmap
+    while not maxtasks or completed < maxtasks:
+        got = take()
+        if got is None:
+            util.debug('worker: the pool has stopped -- exiting')
+            break
+        tid, fb, payload = got
+        func = None
+        try:
+            try:
+                kind, func = funcs[fb]
+            except KeyError:
+                kind, func = loads(fb)
+                if len(funcs) >= 64:
+                    funcs.clear()
+                funcs[fb] = kind, func
+            x = loads(payload)
+            if kind == _MAP:
+                result = list(map(func, x))
+            elif kind == _CALL:
+                result = func(x)
+            elif kind == _APPLY_ARGS:
+                result = func(*x)
+            elif kind == _APPLY:
+                result = func(*x[0], **x[1])
+            else:
+                result = list(starmap(func, x))
+            status = _OK
+        except Exception as e:
+            if wrap_exception:
+                e = ExceptionWithTraceback(e, e.__traceback__)
+            result, status = e, _ERROR
+        try:
+            body = dumps(result)
+        except Exception as e:
+            body = dumps(MaybeEncodingError(e, result))
+            status = _ERROR
+        # What the task printed goes out before its result does, so that
+        # it is not lost if the pool is then terminated.
+        flush()
+        done(tid, status, body)
+        x = result = func = payload = body = None
+        completed += 1
+    w.close()
+    util.debug('worker exiting after %d tasks' % completed)
+
+
+class _WorkerInfo(object):
+    '''What Pool._pool lists for a worker process of the engine's pool.'''
+
+    daemon = True
+    exitcode = None
+
+    def __init__(self, slot, pid):
+        self.pid = pid
+        self.name = 'SpawnPoolWorker-%d' % (slot + 1)
+
+    def is_alive(self):
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        try:
+            with open('/proc/%d/stat' % self.pid) as f:
+                return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+        except OSError:
+            return False
+
+    def join(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.is_alive():
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            time.sleep(0.01)
+
+    def terminate(self):
+        self._signal(signal.SIGTERM)
+
+    def kill(self):
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, sig):
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def __repr__(self):
+        return '<%s pid=%d>' % (self.name, self.pid)
+
+
+class _SpawnData(object):
+    '''Stands in for a Popen while the workers' Process object is pickled:
+    collects the fds it passes to children (the engine passes the same fds
+    to every worker).'''
+
+    method = 'spawn'
+
+    def __init__(self):
+        from .popen_spawn_posix import Popen
+        self._popen = Popen.__new__(Popen)
+        self._popen._devnull_fds = []
+        self._popen._fds = [self._popen._std_fd(0), self._popen._std_fd(1),
+                            self._popen._std_fd(2), -1]
+        self.DupFd = self._popen.DupFd
+
+    @property
+    def fds(self):
+        return self._popen._fds
+
+    def duplicate_for_child(self, fd):
+        return self._popen.duplicate_for_child(fd)
+
+    def close(self):
+        util.close_fds(*self._popen._devnull_fds)
+
+
+class _CorePool(object):
+    '''The engine side of a process Pool, and its two threads: the feeder,
+    which puts the tasks of imap() and imap_unordered() (whose iterables may
+    be lazy), and the result handler. Neither holds a reference to the
+    Pool, so that an unreferenced pool is terminated by its finalizer.'''
+
+    def __init__(self, ctx, processes, initializer, initargs, maxtasks,
+                 wrap_exception, cache):
+        import base64
+        import json
+        from . import _engine, spawn
+        from .context import set_spawning_popen
+        self.cache = cache
+        self.fast = _engine.fast
+        self.call = _engine.call
+        self.lock = threading.Lock()
+        self.outstanding = set()   # ids put and not yet settled
+        self.failures = collections.deque()  # (job, i, exc) to deliver
+        self.broken = None
+        self.terminating = False
+        self.stopped = False       # the engine said _CLOSED
+        self.freed = False
+        self.fn_cache = {}         # (kind, func) -> pickle, for _BY_REFERENCE
+        self.pending = []          # (id, function, payload) held back by apply()
+
+        # The workers' Process object, pickled once: the engine starts
+        # every worker (replacements too) with the same spawn data.
+        p = ctx.Process(target=_core_worker,
+                        args=(initializer, initargs, wrap_exception))
+        p.name = 'SpawnPoolWorker'
+        p.daemon = True
+        data = _SpawnData()
+        try:
+            fp = io.BytesIO()
+            set_spawning_popen(data)
+            try:
+                prep = spawn.get_preparation_data(p.name)
+                reduction.dump(prep, fp)
+                reduction.dump(p, fp)
+            finally:
+                set_spawning_popen(None)
+            self.h = self.call(
+                'PoolNew', processes, maxtasks or 0,
+                json.dumps(spawn.get_command_line()),
+                json.dumps([int(fd) for fd in data.fds]),
+                json.dumps(['%s=%s' % kv for kv in os.environ.items()]),
+                base64.b64encode(fp.getvalue()).decode('ascii'))
+        finally:
+            data.close()
+        # The fds passed to workers belong to objects in initargs, which the
+        # pool keeps alive for as long as it may start workers.
+        self.keep = (initializer, initargs)
+        self.tq = self.call('PoolTasks', self.h)
+        self.rq = self.call('PoolResults', self.h)
+        self.waker = self.fast.Queue(self.rq)
+        self.feed_queue = queue.SimpleQueue()
+        self.feeder = threading.Thread(target=self._feed, name='PoolTaskHandler',
+                                       daemon=True)
+        self.results = threading.Thread(target=self._handle_results,
+                                        name='PoolResultHandler', daemon=True)
+        self.feeder.start()
+        self.results.start()
+
+    # -- workers --
+
+    def workers(self):
+        if self.freed or self.stopped:
+            return []
+        import json
+        try:
+            pids = json.loads(self.call('PoolPids', self.h))
+        except Exception:
+            return []
+        return [_WorkerInfo(slot, pid) for slot, pid in enumerate(pids) if pid]
+
+    # -- submitting (caller threads and the feeder) --
+
+    def _function(self, kind, func):
+        if isinstance(func, _BY_REFERENCE):
+            key = (kind, func)
+            try:
+                return self.fn_cache[key]
+            except (KeyError, TypeError):
+                pass
+            fb = reduction.ForkingPickler.dumps((kind, func))
+            if len(self.fn_cache) >= 256:
+                self.fn_cache.clear()
+            self.fn_cache[key] = fb
+            return fb
+        return reduction.ForkingPickler.dumps((kind, func))
+
+    def apply(self, job, func, args, kwds):
+        tid = (job + 1) << 32
+        try:
+            if kwds:
+                fb = self._function(_APPLY, func)
+                payload = reduction.ForkingPickler.dumps((args, kwds))
+            else:
+                fb = self._function(_APPLY_ARGS, func)
+                payload = reduction.ForkingPickler.dumps(tuple(args))
+        except Exception as e:
+            self.fail(job, 0, e)
+            return
+        # Held back and put in batches: a put that wakes a sleeping worker
+        # costs a system call, and often a context switch. The batch goes
+        # out when it is full, when the caller waits for a result, or when
+        # the feeder thread next runs (when this thread blocks, or within
+        # the interpreter's switch interval).
+        with self.lock:
+            self.pending.append((tid, fb, payload))
+            n = len(self.pending)
+        if n == 1:
+            self.feed_queue.put(_FLUSH)
+        elif n >= _SUBMIT_BATCH:
+            self.flush()
+
+    def flush(self):
+        '''Put the tasks apply() held back.'''
+        if not self.pending:
+            return
+        with self.lock:
+            batch, self.pending = self.pending, []
+        if batch:
+            self._put_many([t[0] for t in batch], [t[1] for t in batch],
+                           [t[2] for t in batch])
+
+    def map(self, job, kind, func, iterable, chunksize):
+        '''Put the tasks of a map: chunks of iterable (a sequence).'''
+        self.flush()
+        n = len(iterable)
+        nchunks = n // chunksize + bool(n % chunksize)
+        try:
+            fb = self._function(kind, func)
+        except Exception as e:
+            for i in range(nchunks):
+                self.fail(job, i, e)
+            return
+        dumps = reduction.ForkingPickler.dumps
+        base = (job + 1) << 32
+        try:
+            iterable[0:0]
+            sliced = True
+        except Exception:
+            sliced = False
+        chunks = Pool._get_tasks(func, iterable, chunksize)
+        i = 0
+        while i < nchunks:
+            ids, payloads = [], []
+            for i in range(i, min(i + _SUBMIT_BATCH, nchunks)):
+                if sliced:
+                    chunk = tuple(iterable[i * chunksize:(i + 1) * chunksize])
+                else:
+                    chunk = next(chunks)[1]
+                try:
+                    payloads.append(dumps(chunk))
+                except Exception as e:
+                    self.fail(job, i, e)
+                    continue
+                ids.append(base | i)
+            i += 1
+            if ids and not self._put_many(ids, fb, payloads):
+                for j in range(i, nchunks):
+                    self.fail(job, j, self._stopped_error())
+                return
+
+    def _put(self, tid, fb, payload):
+        with self.lock:
+            if self.broken is not None or self.terminating or self.stopped:
+                exc = self._stopped_error()
+            else:
+                self.outstanding.add(tid)
+                try:
+                    self.fast.pool_put(self.tq, tid, fb, payload)
+                    return True
+                except Exception as e:
+                    self.outstanding.discard(tid)
+                    exc = e
+        self.fail((tid >> 32) - 1, tid & 0xffffffff, exc)
+        return False
+
+    def _put_many(self, ids, fb, payloads):
+        with self.lock:
+            if self.broken is not None or self.terminating or self.stopped:
+                exc = self._stopped_error()
+            else:
+                self.outstanding.update(ids)
+                try:
+                    self.fast.pool_put_many(self.tq, ids, fb, payloads)
+                    return True
+                except Exception as e:
+                    self.outstanding.difference_update(ids)
+                    exc = e
+        for tid in ids:
+            self.fail((tid >> 32) - 1, tid & 0xffffffff, exc)
+        return False
+
+    def _stopped_error(self):
+        if self.broken is not None:
+            return self.broken
+        return ValueError('Pool not running')
+
+    def feed(self, job, kind, func, iterable, set_length):
+        self.feed_queue.put((job, kind, func, iterable, set_length))
+
+    def _feed(self):
+        dumps = reduction.ForkingPickler.dumps
+        for item in iter(self.feed_queue.get, None):
+            if item is _FLUSH:
+                self.flush()
+                continue
+            job, kind, func, iterable, set_length = item
+            self.flush()
+            base = (job + 1) << 32
+            try:
+                fb = self._function(kind, func)
+            except Exception as e:
+                fb, fb_error = None, e
+            i = -1
+            try:
+                for i, x in enumerate(iterable):
+                    if self.terminating:
+                        break
+                    if fb is None:
+                        self.fail(job, i, fb_error)
+                        continue
+                    try:
+                        payload = dumps(x)
+                    except Exception as e:
+                        self.fail(job, i, e)
+                        continue
+                    self._put(base | i, fb, payload)
+            except Exception as e:
+                i += 1
+                self.fail(job, i, e)
+            finally:
+                iterable = x = payload = None
+            if set_length is not None:
+                set_length(i + 1)
+        # close(): once every task is put, the workers may stop when idle.
+        if not self.terminating:
+            self.flush()
+            try:
+                self.call('PoolShutdown', self.h)
+            except Exception:
+                pass
+        util.debug('task handler exiting')
+
+    # -- results (the result handler) --
+
+    def fail(self, job, i, exc):
+        self.failures.append((job, i, exc))
+        self.wake()
+
+    def wake(self):
+        try:
+            self.waker.put(_RESULT_HDR.pack(0, 0, _WAKE))
+        except Exception:
+            pass        # stopped: the result handler has ended
+
+    def deliver(self, job, i, obj):
+        try:
+            result = self.cache[job]
+        except KeyError:
+            return
+        try:
+            result._set(i, obj)
+        except Exception:
+            # A callback raised: report it, and keep handling results.
+            sys.stderr.write('Exception in a callback of %r:\n' % (result,))
+            traceback.print_exc()
+
+    def break_pool(self, exc):
+        with self.lock:
+            if self.broken is not None:
+                return
+            self.broken = exc
+            ids = sorted(self.outstanding)
+            self.outstanding.clear()
+        for tid in ids:
+            self.deliver((tid >> 32) - 1, tid & 0xffffffff, (False, exc))
+
+    def _handle_results(self):
+        loads = reduction.ForkingPickler.loads
+        get = self.fast.pool_results
+        outstanding = self.outstanding
+        deliver = self.deliver
+        rq = self.rq
+        while True:
+            batch = get(rq, 256)
+            for tid, status, body in batch:
+                if tid == 0:
+                    if status == _CLOSED:
+                        self.stopped = True
+                    elif status == _INIT_FAILED:
+                        self._init_failed(body)
+                    elif status == _BROKEN:
+                        self._broken(body)
+                    continue
+                try:
+                    outstanding.remove(tid)
+                except KeyError:
+                    continue   # settled already: a loss after its result
+                job, i = (tid >> 32) - 1, tid & 0xffffffff
+                if status == _OK or status == _ERROR:
+                    try:
+                        obj = (status == _OK, loads(body))
+                    except Exception as e:
+                        obj = (False, MaybeEncodingError(e, _Shown(
+                            '<result of task %d of job %d, which cannot be '
+                            'unpickled>' % (i, job))))
+                elif status == _LOST:
+                    pid, exitcode = (int(x) for x in bytes(body).split()[:2])
+                    obj = (False, WorkerLostError(
+                        'pool worker process %d %s while running task %d of '
+                        'job %d' % (pid, _describe_exit(exitcode), i, job),
+                        pid, exitcode))
+                else:
+                    obj = (False, RuntimeError(
+                        'unknown result status %d' % status))
+                deliver(job, i, obj)
+            body = obj = batch = None
+            while self.failures:
+                job, i, exc = self.failures.popleft()
+                deliver(job, i, (False, exc))
+            if self.stopped:
+                break
+        util.debug('result handler exiting: len(cache)=%s', len(self.cache))
+
+    def _init_failed(self, body):
+        try:
+            cause = reduction.ForkingPickler.loads(body)
+        except Exception as e:
+            cause = e
+        err = InitializerError(
+            'the pool initializer %s raised in a pool worker process: %r; '
+            'the pool is broken' % (_name_of(self.keep[0]), cause))
+        err.__cause__ = cause
+        self.break_pool(err)
+
+    def _broken(self, body):
+        pid, exitcode, reason = bytes(body).decode('utf-8', 'replace').split(' ', 2)
+        pid, exitcode = int(pid), int(exitcode)
+        self.break_pool(WorkerLostError(
+            'pool worker process %d %s before it was ready, as did the workers '
+            'started before it, if any; the pool is broken (can the child '
+            'import the main module? see its stderr) [%s]'
+            % (pid, _describe_exit(exitcode), reason), pid, exitcode))
+
+    # -- stopping --
+
+    def close(self):
+        '''No more tasks: the feeder puts what it has, then the workers
+        stop once the queued tasks are done.'''
+        self.feed_queue.put(None)
+
+    def terminate(self):
+        self.terminating = True
+        self.feed_queue.put(None)
+        if not self.freed:
+            try:
+                self.call('PoolTerminate', self.h)
+            except Exception as e:
+                util.debug('terminate: %r' % (e,))
+        for t in (self.feeder, self.results):
+            if t is not threading.current_thread():
+                t.join()
+        self.free()
+
+    def join(self):
+        for t in (self.feeder, self.results):
+            if t is not threading.current_thread():
+                t.join()
+        self.free()
+
+    def free(self):
+        with self.lock:
+            if self.freed:
+                return
+            self.freed = True
+        self.waker = None
+        try:
+            self.call('PoolFree', self.h)
+        except Exception as e:
+            util.debug('free: %r' % (e,))
+
+
 class Pool(object):
     '''
     Class which supports an async version of applying functions to arguments.
     '''
     _wrap_exception = True
     _workers_class = _ProcessWorkers
+    # Process pools run on the engine's pool (_CorePool); ThreadPool keeps
+    # the Python scheduler of _Workers.
+    _on_engine = True
+    _core = None
+
+    @property
+    def _pool(self):
+        core = self.__dict__.get('_core')
+        if core is not None:
+            return core.workers()
+        return self.__dict__.setdefault('_pool_list', [])
+
+    @_pool.setter
+    def _pool(self, value):
+        self.__dict__['_pool_list'] = value
 
     @staticmethod
     def Process(ctx, *args, **kwds):
@@ -1226,6 +1812,14 @@ class Pool(object):
             raise TypeError('initializer must be a callable')
 
         self._processes = processes
+        if self._on_engine:
+            self._core = _CorePool(self._ctx, processes, initializer,
+                                   initargs, maxtasksperchild,
+                                   self._wrap_exception, self._cache)
+            self._terminate = util.Finalize(self, self._core.terminate,
+                                            exitpriority=15)
+            self._state = RUN
+            return
         self._workers = self._workers_class(
             self._ctx, self.Process, processes, initializer, initargs,
             maxtasksperchild, self._wrap_exception, self._cache,
@@ -1338,11 +1932,26 @@ class Pool(object):
         except Exception as e:
             yield (result_job, i+1, _helper_reraises_exception, (e,), {})
 
+    def _feed_core(self, result, func, iterable, chunksize):
+        if chunksize == 1:
+            self._core.feed(result._job, _CALL, func, iterable,
+                            result._set_length)
+            return result
+        if chunksize < 1:
+            raise ValueError(
+                "Chunksize must be 1+, not {0!r}".format(chunksize))
+        chunks = (x for _, x in Pool._get_tasks(func, iterable, chunksize))
+        self._core.feed(result._job, _MAP, func, chunks, result._set_length)
+        return (item for chunk in result for item in chunk)
+
     def imap(self, func, iterable, chunksize=1):
         '''
         Equivalent of `map()` -- can be MUCH slower than `Pool.map()`.
         '''
         self._check_running()
+        if self._core is not None:
+            return self._feed_core(IMapIterator(self), func, iterable,
+                                   chunksize)
         if chunksize == 1:
             result = IMapIterator(self)
             self._taskqueue.put(
@@ -1372,6 +1981,9 @@ class Pool(object):
         Like `imap()` method but ordering of results is arbitrary.
         '''
         self._check_running()
+        if self._core is not None:
+            return self._feed_core(IMapUnorderedIterator(self), func,
+                                   iterable, chunksize)
         if chunksize == 1:
             result = IMapUnorderedIterator(self)
             self._taskqueue.put(
@@ -1402,6 +2014,9 @@ class Pool(object):
         '''
         self._check_running()
         result = ApplyResult(self, callback, error_callback)
+        if self._core is not None:
+            self._core.apply(result._job, func, args, kwds)
+            return result
         self._taskqueue.put(([(result._job, 0, func, args, kwds)], None))
         return result
 
@@ -1431,6 +2046,14 @@ class Pool(object):
         if len(iterable) == 0:
             chunksize = 0
 
+        if self._core is not None:
+            result = MapResult(self, chunksize, len(iterable), callback,
+                               error_callback=error_callback)
+            if chunksize > 0:
+                self._core.map(result._job,
+                               _MAP if mapper is mapstar else _STARMAP,
+                               func, iterable, chunksize)
+            return result
         task_batches = Pool._get_tasks(func, iterable, chunksize)
         result = MapResult(self, chunksize, len(iterable), callback,
                            error_callback=error_callback)
@@ -1518,7 +2141,10 @@ class Pool(object):
 
     def close(self):
         util.debug('closing pool')
-        if self._state == RUN:
+        if self._state == RUN and self._core is not None:
+            self._state = CLOSE
+            self._core.close()
+        elif self._state == RUN:
             self._state = CLOSE
             self._worker_handler._state = CLOSE
             self._change_notifier.put(None)
@@ -1534,6 +2160,9 @@ class Pool(object):
             raise ValueError("Pool is still running")
         elif self._state not in (CLOSE, TERMINATE):
             raise ValueError("In unknown state")
+        if self._core is not None:
+            self._core.join()
+            return
         self._worker_handler.join()
         self._task_handler.join()
         self._result_handler.join()
@@ -1589,11 +2218,45 @@ class Pool(object):
 #
 
 
+class _Flag(object):
+    '''A one-shot threading.Event, ten times cheaper to make: a lock held
+    until set(). Waits on a lock are interruptible, as Event's are.'''
+
+    __slots__ = ('_lock', '_flag')
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self._flag = False
+
+    def is_set(self):
+        return self._flag
+
+    def set(self):
+        if not self._flag:
+            self._flag = True
+            self._lock.release()
+
+    def wait(self, timeout=None):
+        if self._flag:
+            return True
+        if timeout is None:
+            got = self._lock.acquire()
+        else:
+            got = self._lock.acquire(True, max(timeout, 0))
+        if got:
+            self._lock.release()    # let the other waiters through
+        return self._flag
+
+
 class ApplyResult(object):
 
     def __init__(self, pool, callback, error_callback):
         self._pool = pool
-        self._event = threading.Event()
+        self._event = _Flag()
+        # A process pool holds tasks back to put them in batches: waiting
+        # for a result puts them first.
+        self._flush = pool._core.flush if pool._core is not None else None
         self._job = next(job_counter)
         self._cache = pool._cache
         self._callback = callback
@@ -1609,6 +2272,8 @@ class ApplyResult(object):
         return self._success
 
     def wait(self, timeout=None):
+        if self._flush is not None and not self._event._flag:
+            self._flush()
         self._event.wait(timeout)
 
     def get(self, timeout=None):
@@ -1780,6 +2445,7 @@ class IMapUnorderedIterator(IMapIterator):
 class ThreadPool(Pool):
     _wrap_exception = False
     _workers_class = _ThreadWorkers
+    _on_engine = False
 
     @staticmethod
     def Process(ctx, *args, **kwds):
