@@ -1,58 +1,53 @@
 """Pool and ThreadPool: a pool of workers running tasks.
 
-The public API is CPython's. Underneath, each worker has a channel of its
-own to the parent instead of CPython's two queues shared by all workers:
-for a worker process a socketpair carrying frames (see _FRAME below), for a
-ThreadPool thread a queue.SimpleQueue in and a queue shared by the pool's
-threads out. The parent decides which worker runs which task, and a worker
-reports "started" before it runs one, so the parent always knows which task
-each worker is running. That buys what CPython cannot do:
+The public API is CPython's. A process Pool runs on the engine's pool
+(core/pool, driven from here in its External mode, see _CorePool): the Go
+side starts the worker processes (fresh interpreters, spawned with this
+process's spawn data), supervises them and replaces them; tasks go to the
+workers on one shared-memory queue and results come back on another, put
+and read through the C fast path. Each worker claims the task it takes
+atomically with the take, so the engine always knows which task a worker
+holds. That buys what CPython cannot do:
 
 * A worker that dies (SIGKILL, os._exit, a segfault, a task raising
   SystemExit) fails the one task it was running with WorkerLostError, which
-  names the worker's pid and how it ended. Tasks handed to it but not yet
-  started go to other workers. The worker is replaced and every other task
-  completes. (CPython waits for such a task for ever.) A worker killed
-  while writing to its channel corrupts no other worker's channel.
+  names the worker's pid and how it ended. The worker is replaced and every
+  other task completes. (CPython waits for such a task for ever.)
 * A task that cannot be pickled (or unpickled in the worker), and a result
   that cannot be pickled (or unpickled in the parent), fail that task only.
 * An initializer that raises breaks the pool instead of respawning workers
-  for ever: every task not yet handed to a worker, and every task submitted
-  later, fails with InitializerError, whose __cause__ is the initializer's
-  exception (with the worker's traceback as its __cause__). Workers that
-  keep dying before they are ready (three in a row, for example because the
-  main module cannot be imported in a child) break the pool the same way,
-  with WorkerLostError.
+  for ever: every task not yet done, and every task submitted later, fails
+  with InitializerError, whose __cause__ is the initializer's exception
+  (with the worker's traceback as its __cause__). Workers that die before
+  they are ready (exiting, or three in a row killed by a signal, for
+  example because the main module cannot be imported in a child) break the
+  pool the same way, with WorkerLostError.
 * mpgo objects (Queue, Value, Lock, ...) can be task arguments: they pickle
   at any time.
 * A worker flushes sys.stdout and sys.stderr after each task, before it
   reports the result, so what tasks print is not lost when the pool is
   terminated (as `with Pool() as p:` does on exit) with output to a pipe.
-* terminate() sends SIGTERM to the workers (after giving those already
-  told to stop a moment to exit), and SIGKILL to those still alive a few
-  seconds later.
+* terminate() kills the workers (SIGKILL) and returns once they are reaped.
+  Workers die with the parent, even when it is SIGKILLed.
 
-Scheduling: a worker gets a task when it is idle; a worker whose last task
-was short (under _FAST_TASK) may also have a few more waiting in its
-channel, so that it never waits for the parent between short tasks, while a
-long task never holds up others queued behind it. Chunk sizes are CPython's.
+Tasks go to whichever worker is free first (one shared queue, as in
+CPython); chunk sizes are CPython's. apply_async() holds tasks back for a
+moment to put them in batches (see _CorePool.apply).
 
 As in CPython, callbacks run in the pool's result-handler thread, and an
 AsyncResult's callback has returned before wait()/get() return. An exception
 raised by a callback is printed instead of killing the result handler.
 
-Threads of a pool (all daemonic, none holds a reference to the Pool, so that
-an unreferenced pool is terminated by its finalizer):
+A process pool has two threads (daemonic; neither holds a reference to the
+Pool, so that an unreferenced pool is terminated by its finalizer): the
+task handler, which puts the tasks of imap() and imap_unordered() (their
+iterables may be lazy) and the tasks apply_async() held back, and the
+result handler, which delivers results, losses and failures.
 
-* worker handler: starts workers up to the pool's size, and again whenever
-  one has exited; when the pool is closed and no job is left, it ends and
-  tells the task handler.
-* task handler: takes the tasks of each job in turn, pickles them and hands
-  them to workers (at most as many wait for a worker as the pool has
-  workers, so a long or endless imap() iterable is not read ahead).
-* result handler: reads every worker's channel and watches every worker
-  process's sentinel; records results and deaths, and hands more tasks to
-  the workers that have room.
+A ThreadPool keeps a scheduler in Python: each thread has a channel of its
+own (a queue.SimpleQueue in, a queue shared by the pool's threads out), and
+the pool's worker handler, task handler and result handler threads hand
+tasks to idle threads.
 
 Adapted from CPython's Lib/multiprocessing/pool.py (PSF License).
 """
@@ -68,9 +63,7 @@ import io
 import itertools
 import os
 import queue
-import select
 import signal
-import socket
 import struct
 import sys
 import threading
@@ -180,15 +173,8 @@ class InitializerError(ProcessError):
 
 
 #
-# A worker's channel carries frames. A frame is
-#
-#   offset  size  field
-#   0       8     length of the rest of the frame (big-endian)
-#   8       1     kind (below)
-#   9       8     job (signed)
-#   17      8     index of the task in the job (signed)
-#   25      8     seconds the task ran (a double; _DONE and _FAILED only)
-#   33      -     payload: pickled, for the kinds in _WITH_PAYLOAD
+# A ThreadPool thread gets tasks from its channel, and sends what it does
+# (one of the kinds below) to the pool's threads, as tuples:
 #
 #   parent -> worker   _TASK      the task (func, args, kwds)
 #                      _STOP      exit once the tasks sent so far are done
@@ -198,16 +184,9 @@ class InitializerError(ProcessError):
 #                      _DONE      its result
 #                      _FAILED    its exception
 #
-# A ThreadPool thread gets and sends the same fields as tuples, payloads
-# unpickled.
-#
 
-_FRAME = struct.Struct('!Qcqqd')
 _TASK, _STOP = b'T', b'X'
 _READY, _INIT_FAILED, _STARTED, _DONE, _FAILED = b'R', b'I', b'S', b'D', b'F'
-_WITH_PAYLOAD = (_TASK, _INIT_FAILED, _DONE, _FAILED)
-_RECV_SIZE = 1 << 16
-_MAX_RECV_SIZE = 1 << 24
 
 # A worker whose last task ran for less than _FAST_TASK seconds is handed up
 # to _PREFETCH tasks at a time (the next ones wait in its channel, so it
@@ -221,162 +200,6 @@ _PREFETCH_BYTES = 1 << 16
 
 # Workers that die before they are ready, in a row, that break the pool.
 _MAX_STARTUP_FAILURES = 3
-# Seconds terminate() gives workers to exit after SIGTERM before SIGKILL,
-# and before that, workers already told to stop to exit on their own.
-_TERMINATE_GRACE = 5.0
-_STOP_GRACE = 1.0
-
-
-class _FrameReader(object):
-    '''Splits what is read from a stream socket into frames. A frame
-    larger than _RECV_SIZE is read straight into a buffer of its size.'''
-
-    __slots__ = ('sock', 'buf', 'big', 'filled')
-
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = bytearray()
-        self.big = None         # the large frame being read
-        self.filled = 0         # bytes of it read so far
-
-    def fill(self, flags=0):
-        '''Read what is there (blocks for some unless flags has
-        MSG_DONTWAIT). Returns whether all that was asked for came (so
-        more may be there); raises EOFError at the end of the stream and
-        BlockingIOError if nothing is there.'''
-        if self.big is not None:
-            view = memoryview(self.big)[self.filled:]
-            if not view:
-                return True     # next() has a frame to return first
-            n = self.sock.recv_into(view, 0, flags)
-            if n == 0:
-                raise EOFError
-            self.filled += n
-            return n == len(view)
-        data = self.sock.recv(_RECV_SIZE, flags)
-        if not data:
-            raise EOFError
-        self.buf += data
-        return len(data) == _RECV_SIZE
-
-    def next(self):
-        '''Return the first whole frame read, as (kind, job, i, seconds,
-        payload or None), and drop it; None if there is none.'''
-        big = self.big
-        if big is not None:
-            if self.filled < len(big):
-                return None
-            self.big = None
-            rest, kind, job, i, seconds = _FRAME.unpack_from(big)
-            return kind, job, i, seconds, memoryview(big)[_FRAME.size:]
-        buf = self.buf
-        if len(buf) < _FRAME.size:
-            return None
-        rest, kind, job, i, seconds = _FRAME.unpack_from(buf)
-        end = 8 + rest
-        if len(buf) < end:
-            if end > _RECV_SIZE:
-                self.big = bytearray(end)
-                self.big[:len(buf)] = buf
-                self.filled = len(buf)
-                self.buf = bytearray()
-            return None
-        payload = buf[_FRAME.size:end] if kind in _WITH_PAYLOAD else None
-        del buf[:end]
-        return kind, job, i, seconds, payload
-
-    def has_frame(self):
-        '''Whether next() would return a frame.'''
-        buf = self.buf
-        if self.big is not None or len(buf) < _FRAME.size:
-            return False
-        return len(buf) >= 8 + int.from_bytes(buf[:8], 'big')
-
-
-def _encode_frame(kind, job=-1, i=-1, seconds=0.0, payload=None):
-    '''Return the buffers that make up a frame.'''
-    if payload is None:
-        return [_FRAME.pack(_FRAME.size - 8, kind, job, i, seconds)]
-    return [_FRAME.pack(_FRAME.size - 8 + len(payload), kind, job, i,
-                        seconds), payload]
-
-
-def _send_all(sock, bufs):
-    '''Write the buffers bufs on the blocking stream socket sock.'''
-    if len(bufs) == 1 or sum(map(len, bufs)) <= _RECV_SIZE:
-        sock.sendall(b''.join(bufs))
-        return
-    bufs = [memoryview(b) for b in bufs]
-    while bufs:
-        n = sock.sendmsg(bufs)
-        while n:
-            if n >= len(bufs[0]):
-                n -= len(bufs.pop(0))
-            else:
-                bufs[0] = bufs[0][n:]
-                n = 0
-
-
-class _SocketChannel(object):
-    '''The worker's end of a worker process's channel.'''
-
-    def __init__(self, sock):
-        self._sock = sock
-        self._reader = None
-        self._held = []
-
-    def setup(self):
-        # Our fd must not leak into processes that tasks start: the parent
-        # sees the end of the channel only when every copy is closed.
-        self._sock.set_inheritable(False)
-        self._reader = _FrameReader(self._sock)
-
-    def recv(self):
-        reader = self._reader
-        while True:
-            frame = reader.next()
-            if frame is not None:
-                kind, job, i, _, payload = frame
-                return kind, job, i, payload
-            self.flush()
-            reader.fill()
-
-    @staticmethod
-    def decode(payload):
-        return reduction.ForkingPickler.loads(payload)
-
-    def send(self, kind, job=-1, i=-1, value=None, seconds=0.0):
-        '''Send a frame. A result is held back if the next task is
-        already here: it goes with that task's _STARTED, in one write.'''
-        payload = None
-        if kind in _WITH_PAYLOAD:
-            try:
-                payload = reduction.ForkingPickler.dumps(value)
-            except Exception as e:
-                if isinstance(value, ExceptionWithTraceback):
-                    value = value.exc
-                wrapped = MaybeEncodingError(e, value)
-                util.debug("Possible encoding error while sending result: %s"
-                           % wrapped)
-                if kind == _DONE:
-                    kind = _FAILED
-                payload = reduction.ForkingPickler.dumps(wrapped)
-        self._held += _encode_frame(kind, job, i, seconds, payload)
-        if kind in (_DONE, _FAILED) and self._reader.has_frame():
-            return
-        self.flush()
-
-    def flush(self):
-        if self._held:
-            held, self._held = self._held, []
-            _send_all(self._sock, held)
-
-    def close(self):
-        try:
-            self.flush()
-        except OSError:
-            pass
-        self._sock.close()
 
 
 #
@@ -522,7 +345,7 @@ class _Worker(object):
 
     def __init__(self, process, channel, sentinel, pid):
         self.process = process
-        self.channel = channel    # socket (processes), queue (threads)
+        self.channel = channel    # the thread's queue
         self.reader = None        # _FrameReader (processes)
         self.sentinel = sentinel
         self.name = process.name if process is not None else None
@@ -887,192 +710,6 @@ class _Workers(object):
 
     def handle_results(self):
         raise NotImplementedError
-
-
-class _Wakeup(object):
-    '''A pipe whose read end wakes the result handler from poll().'''
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._r, self._w = os.pipe()
-        os.set_blocking(self._r, False)
-        os.set_blocking(self._w, False)
-
-    def fileno(self):
-        return self._r
-
-    def wake(self):
-        with self._lock:
-            if self._w is not None:
-                try:
-                    os.write(self._w, b'!')
-                except BlockingIOError:
-                    pass     # already full of wake-ups
-
-    def clear(self):
-        try:
-            while os.read(self._r, 4096):
-                pass
-        except BlockingIOError:
-            pass
-
-    def close(self):
-        with self._lock:
-            if self._w is not None:
-                os.close(self._w)
-                os.close(self._r)
-                self._w = self._r = None
-
-
-class _ProcessWorkers(_Workers):
-    '''Workers that are processes, each with a socketpair to the parent.'''
-
-    def __init__(self, *args, **kwds):
-        super().__init__(*args, **kwds)
-        self.wakeup = _Wakeup()
-
-    def start_worker(self):
-        parent_end, child_end = socket.socketpair()
-        try:
-            p = self.Process(self.ctx, target=worker,
-                             args=(_SocketChannel(child_end),
-                                   self.initializer, self.initargs,
-                                   self.maxtasks, self.wrap_exception))
-            p.name = p.name.replace('Process', 'PoolWorker')
-            p.daemon = True
-            p.start()
-        except BaseException:
-            parent_end.close()
-            raise
-        finally:
-            child_end.close()
-        util.debug('added worker')
-        w = _Worker(p, parent_end, p.sentinel, p.pid)
-        w.reader = _FrameReader(parent_end)
-        return w
-
-    def wake(self):
-        self.wakeup.wake()
-
-    def send(self, w, kind, job, i, payload):
-        _send_all(w.channel, _encode_frame(kind, job, i, 0.0, payload))
-
-    def encode(self, task_body):
-        payload = reduction.ForkingPickler.dumps(task_body)
-        return payload, len(payload)
-
-    def decode(self, payload):
-        return reduction.ForkingPickler.loads(payload)
-
-    def close_channel(self, w):
-        with w.send_lock:
-            if not w.closed:
-                w.closed = True
-                w.channel.close()
-
-    def close(self):
-        with self.lock:
-            workers = list(self.workers)
-        for w in workers:
-            self.close_channel(w)
-        self.wakeup.close()
-
-    def _read(self, w):
-        '''Handle what w has sent, without blocking; set w.eof at the end
-        of its channel. Returns whether anything was read.'''
-        reader = w.reader
-        frames = []
-        got = False
-        while True:
-            try:
-                more = reader.fill(socket.MSG_DONTWAIT)
-                got = True
-            except BlockingIOError:
-                more = False
-            except (EOFError, OSError):
-                w.eof = True
-                more = False
-            while True:
-                frame = reader.next()
-                if frame is None:
-                    break
-                frames.append(frame)
-            if not more:
-                break
-        if frames:
-            self.handle_frames(w, frames)
-        return got
-
-    def handle_results(self):
-        thread = threading.current_thread()
-        wakeup = self.wakeup
-        poller = select.poll()
-        poller.register(wakeup.fileno(), select.POLLIN)
-        watched = {}    # fd -> (worker, is_sentinel)
-        while thread._state != TERMINATE:
-            self.deliver_failures()
-            if self.should_exit():
-                break
-            with self.lock:
-                workers = list(self.workers)
-            want = {}
-            for w in workers:
-                if not w.eof:
-                    want[w.channel.fileno()] = (w, False)
-                want[w.sentinel] = (w, True)
-            for fd, what in list(watched.items()):
-                if want.get(fd) != what:
-                    poller.unregister(fd)
-                    del watched[fd]
-            for fd, what in want.items():
-                if fd not in watched:
-                    poller.register(fd, select.POLLIN)
-                    watched[fd] = what
-            events = poller.poll()
-            if thread._state == TERMINATE:
-                break
-            exited = []
-            for fd, _ in events:
-                what = watched.get(fd)
-                if what is None:
-                    wakeup.clear()
-                elif what[1]:
-                    exited.append(what[0])
-                elif not what[0].eof:
-                    self._read(what[0])
-            for w in exited:
-                # Handle everything it sent before it ended.
-                while not w.eof and self._read(w):
-                    pass
-                w.process.join()
-                self.handle_exit(w, w.process.exitcode)
-        wakeup.close()
-        util.debug('result handler exiting: len(cache)=%s, thread._state=%s',
-                   len(self.cache), thread._state)
-
-    def stop_workers(self):
-        # Workers already told to stop (the pool was closed) are exiting
-        # on their own: let them finish (flush their output, run their
-        # exit handlers) before SIGTERM.
-        with self.lock:
-            stopping = [w.process for w in self.workers
-                        if w.stopping and not w.tasks]
-        deadline = time.monotonic() + _STOP_GRACE
-        for p in stopping:
-            p.join(max(0.0, deadline - time.monotonic()))
-        pool = list(self.pool)
-        for p in pool:
-            if p.exitcode is None:
-                p.terminate()
-        util.debug('joining pool workers')
-        deadline = time.monotonic() + _TERMINATE_GRACE
-        for p in pool:
-            p.join(max(0.0, deadline - time.monotonic()))
-            if p.exitcode is None:
-                util.sub_warning('pool worker %s ignored SIGTERM; killing it'
-                                 % p.pid)
-                p.kill()
-                p.join()
 
 
 class _ThreadChannel(object):
@@ -1760,7 +1397,7 @@ class Pool(object):
     Class which supports an async version of applying functions to arguments.
     '''
     _wrap_exception = True
-    _workers_class = _ProcessWorkers
+    _workers_class = None
     # Process pools run on the engine's pool (_CorePool); ThreadPool keeps
     # the Python scheduler of _Workers.
     _on_engine = True
