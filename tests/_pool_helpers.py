@@ -244,3 +244,9 @@ def wait_for_gate(gate):
     '''Return once something is put on the Queue gate.'''
     gate.get(timeout=60)
     return 'passed'
+
+
+def nap_and_return(x):
+    '''A short task: the stress test kills workers while they run these.'''
+    time.sleep(0.002)
+    return x * 3

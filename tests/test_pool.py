@@ -7,7 +7,9 @@ import faulthandler
 import os
 import pickle
 import signal
+import subprocess
 import sys
+import textwrap
 import threading
 import time
 import types
@@ -19,7 +21,7 @@ from mpgo import pool as mpool
 from mpgo import reduction
 
 import _pool_helpers as h
-from _helpers import pid_alive, wait_for_file
+from _helpers import env_with_tests, pid_alive, wait_for_file, wait_pid_gone
 
 # Every wait in these tests has a generous bound, so that a bug fails the
 # test instead of hanging the run.
@@ -434,6 +436,79 @@ class TestWorkerDeath:
         assert wait_until(lambda: pid not in pool_pids(pool)
                           and len(pool._pool) == 2)
         assert pool.map(h.square, range(10)) == [x * x for x in range(10)]
+
+
+    def test_twenty_kills_in_a_row_on_one_pool(self, tmp_path):
+        # Each time: map ends, with the error naming the killed worker, and
+        # the same pool then runs the next map correctly.
+        with mpgo.Pool(2) as p:
+            for round_ in range(20):
+                d = tmp_path / str(round_)
+                d.mkdir()
+                tasks = [(i, str(d), 3, LONG) for i in range(8)]
+                r = p.starmap_async(h.report_pid_then_sleep, tasks,
+                                    chunksize=1)
+                path = os.path.join(str(d), 'pid')
+                assert wait_for_file(path, LONG)
+                with open(path) as f:
+                    pid = int(f.read())
+                os.kill(pid, signal.SIGKILL)
+                with pytest.raises(mpool.WorkerLostError) as info:
+                    r.get(timeout=LONG)
+                assert info.value.pid == pid and str(pid) in str(info.value)
+                assert p.map(h.square, range(20)) == [x * x for x in range(20)]
+
+    def test_kills_at_random_moments_lose_one_task_each(self):
+        # Workers killed at any point of their loop (taking a task, running
+        # it, putting its result): each kill fails at most the one task its
+        # worker had taken, every other task completes exactly once.
+        import random
+        rng = random.Random(1234)
+        n, kills = 3000, 12
+        with mpgo.Pool(2) as p:
+            it = p.imap(h.nap_and_return, range(n))
+            got = []
+            done_kills = 0
+            while len(got) < n:
+                if done_kills < kills and len(got) >= (done_kills + 1) * 200:
+                    pids = [x for x in pool_pids(p) if x]
+                    if pids:
+                        time.sleep(rng.random() * 0.003)
+                        os.kill(rng.choice(pids), signal.SIGKILL)
+                        done_kills += 1
+                try:
+                    got.append(it.next(timeout=LONG))
+                except mpool.WorkerLostError:
+                    got.append('lost')
+            lost = [i for i, v in enumerate(got) if v == 'lost']
+            assert len(lost) <= done_kills
+            assert all(v == i * 3 for i, v in enumerate(got) if v != 'lost')
+            assert done_kills == kills
+
+    def test_workers_die_with_a_killed_parent(self, tmp_path):
+        out = tmp_path / 'pids'
+        script = tmp_path / 'parent.py'
+        script.write_text(textwrap.dedent('''
+            import os, sys, time
+            import mpgo
+            if __name__ == '__main__':
+                p = mpgo.Pool(2)
+                p.map(abs, range(4))
+                with open(sys.argv[1] + '.tmp', 'w') as f:
+                    f.write(' '.join(str(w.pid) for w in p._pool))
+                os.replace(sys.argv[1] + '.tmp', sys.argv[1])
+                time.sleep(600)
+        '''))
+        proc = subprocess.Popen([sys.executable, str(script), str(out)],
+                                env=env_with_tests())
+        try:
+            assert wait_for_file(str(out), LONG)
+            pids = [int(x) for x in out.read_text().split()]
+            assert len(pids) == 2 and all(pid_alive(pid) for pid in pids)
+        finally:
+            proc.kill()
+            proc.wait()
+        assert all(wait_pid_gone(pid, LONG) for pid in pids)
 
 
 class TestPicklingFailures:
