@@ -11,6 +11,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 #include "mpgo.h"
 
 #define POOL_SLICE 0.1
@@ -348,6 +349,16 @@ static PyObject *pool_put(PyObject *self, PyObject *const *args, Py_ssize_t narg
 }
 
 static __thread char *res_scratch;
+/* Whether the last pool_results of this thread found several results: the
+ * results are flowing, and the next wait polls (see pool_results). */
+static __thread int res_flowing;
+
+/* While results flow, a reader that finds none sleeps POLL_US and looks
+ * again, up to POLL_ROUNDS times, instead of registering as a sleeper: a
+ * worker then puts its result without waking anyone, which spares it a
+ * system call (and often a context switch) per result. */
+#define POLL_US 50
+#define POLL_ROUNDS 20
 
 typedef struct { int64_t qh, max, count; int64_t *lens; } results_arg;
 
@@ -395,7 +406,16 @@ static PyObject *pool_results(PyObject *self, PyObject *const *args, Py_ssize_t 
 	int64_t lens[1024];
 	results_arg ra = {qh, max, 0, lens};
 	int rc = results_op(&ra, 0);
+	if (rc == MPGO_EEMPTY && t != 0 && res_flowing) {
+		for (int i = 0; i < POLL_ROUNDS && rc == MPGO_EEMPTY; i++) {
+			Py_BEGIN_ALLOW_THREADS
+			usleep(POLL_US);
+			Py_END_ALLOW_THREADS
+			rc = results_op(&ra, 0);
+		}
+	}
 	if (rc == MPGO_EEMPTY && t != 0) rc = wait_loop(results_op, &ra, t);
+	res_flowing = rc == 0 && ra.count >= 2;
 	if (rc == -1000) return NULL;
 	if (rc == MPGO_EEMPTY) return PyList_New(0);
 	if (rc == MPGO_ETOOSHORT) {

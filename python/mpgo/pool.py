@@ -855,6 +855,7 @@ _RESULT_HDR = struct.Struct('<QIB')
 # Tasks put in one commit when a job is submitted; a worker can start on
 # the first batch while the rest is pickled.
 _SUBMIT_BATCH = 256
+_SUBMIT_BYTES = 64 << 10
 # Functions whose pickle is cached: these pickle by reference, so the pickle
 # does not change between calls.
 _BY_REFERENCE = (types.FunctionType, types.BuiltinFunctionType, type)
@@ -1151,25 +1152,30 @@ class _CorePool(object):
         except Exception:
             sliced = False
         chunks = Pool._get_tasks(func, iterable, chunksize)
-        i = 0
-        while i < nchunks:
-            ids, payloads = [], []
-            for i in range(i, min(i + _SUBMIT_BATCH, nchunks)):
-                if sliced:
-                    chunk = tuple(iterable[i * chunksize:(i + 1) * chunksize])
-                else:
-                    chunk = next(chunks)[1]
-                try:
-                    payloads.append(dumps(chunk))
-                except Exception as e:
-                    self.fail(job, i, e)
-                    continue
-                ids.append(base | i)
-            i += 1
-            if ids and not self._put_many(ids, fb, payloads):
-                for j in range(i, nchunks):
-                    self.fail(job, j, self._stopped_error())
-                return
+        ids, payloads, size = [], [], 0
+        for i in range(nchunks):
+            if sliced:
+                chunk = tuple(iterable[i * chunksize:(i + 1) * chunksize])
+            else:
+                chunk = next(chunks)[1]
+            try:
+                payload = dumps(chunk)
+            except Exception as e:
+                self.fail(job, i, e)
+                continue
+            ids.append(base | i)
+            payloads.append(payload)
+            size += len(payload)
+            # A batch goes out when it is full, or big: the workers start
+            # on it while the next one is pickled.
+            if len(ids) >= _SUBMIT_BATCH or size >= _SUBMIT_BYTES:
+                if not self._put_many(ids, fb, payloads):
+                    for j in range(i + 1, nchunks):
+                        self.fail(job, j, self._stopped_error())
+                    return
+                ids, payloads, size = [], [], 0
+        if ids:
+            self._put_many(ids, fb, payloads)
 
     def _put(self, tid, fb, payload):
         with self.lock:
