@@ -71,6 +71,17 @@ func goPoolWorkerDone(handle C.int64_t, id C.uint64_t, status C.int, body unsafe
 	return capiErr(w.Done(uint64(id), byte(status), cbytes(body, n)))
 }
 
+//export goPoolWorkerBacklog
+func goPoolWorkerBacklog(handle C.int64_t, n *C.int64_t) (rc C.int) {
+	defer capiRecover(&rc)
+	w, err := handles.PoolWorkers.Get(int64(handle))
+	if err != nil {
+		return capiErr(err)
+	}
+	*n = C.int64_t(w.Backlog())
+	return 0
+}
+
 //export goPoolWorkerReport
 func goPoolWorkerReport(handle C.int64_t, status C.int, body unsafe.Pointer, n C.int64_t) (rc C.int) {
 	defer capiRecover(&rc)

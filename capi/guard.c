@@ -225,6 +225,11 @@ int mpgo_pool_worker_done(int64_t handle, uint64_t id, int status, const void *b
 	return goPoolWorkerDone(handle, id, status, (void *)body, n);
 }
 
+int mpgo_pool_worker_backlog(int64_t handle, int64_t *n) {
+	GUARD();
+	return goPoolWorkerBacklog(handle, n);
+}
+
 int mpgo_pool_worker_report(int64_t handle, int status, const void *body, int64_t n) {
 	GUARD();
 	return goPoolWorkerReport(handle, status, (void *)body, n);

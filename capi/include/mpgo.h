@@ -232,6 +232,9 @@ int mpgo_pool_worker_take(int64_t handle, void *buf, int64_t size, double timeou
 /* mpgo_pool_worker_done puts task id's result and clears the claim. */
 int mpgo_pool_worker_done(int64_t handle, uint64_t id, int status, const void *body, int64_t n);
 
+/* mpgo_pool_worker_backlog stores how many results the parent has not read. */
+int mpgo_pool_worker_backlog(int64_t handle, int64_t *n);
+
 /* mpgo_pool_worker_report puts a message about no task (id 0). */
 int mpgo_pool_worker_report(int64_t handle, int status, const void *body, int64_t n);
 

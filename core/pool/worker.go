@@ -157,6 +157,10 @@ func (w *Worker) Done(id uint64, status byte, parts ...[]byte) error {
 	return err
 }
 
+// Backlog returns how many results wait in the result queue for the
+// parent to read them.
+func (w *Worker) Backlog() int { return w.results.Len() }
+
 // Report puts a message about no task, such as StatusInitFailed.
 func (w *Worker) Report(status byte, body []byte) error {
 	return w.put(0, status, [][]byte{body})

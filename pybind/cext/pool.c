@@ -198,6 +198,13 @@ static PyObject *pw_report(PoolWorkerObj *w, PyObject *const *args, Py_ssize_t n
 	Py_RETURN_NONE;
 }
 
+static PyObject *pw_backlog(PoolWorkerObj *w, PyObject *unused) {
+	int64_t n = 0;
+	int rc = mpgo_pool_worker_backlog(w->h, &n);
+	if (rc < 0) { mpgo_fast_raise_code(rc); return NULL; }
+	return PyLong_FromLongLong(n);
+}
+
 static PyObject *pw_close(PoolWorkerObj *w, PyObject *unused) {
 	if (w->h) {
 		int rc = mpgo_pool_worker_close(w->h);
@@ -213,6 +220,8 @@ static PyMethodDef pw_methods[] = {
 	 "take(timeout=None) -> (id, function, payload) or None once the pool stops."},
 	{"done", (PyCFunction)(void (*)(void))pw_done, METH_FASTCALL, "done(id, status, body)"},
 	{"report", (PyCFunction)(void (*)(void))pw_report, METH_FASTCALL, "report(status, body)"},
+	{"backlog", (PyCFunction)pw_backlog, METH_NOARGS,
+	 "backlog() -> how many results the parent has not read yet."},
 	{"close", (PyCFunction)pw_close, METH_NOARGS, "close()"},
 	{NULL, NULL, 0, NULL},
 };

@@ -856,6 +856,11 @@ _RESULT_HDR = struct.Struct('<QIB')
 # the first batch while the rest is pickled.
 _SUBMIT_BATCH = 256
 _SUBMIT_BYTES = 64 << 10
+# A worker that put a result of _BIG_RESULT bytes or more waits (at most
+# _MAX_BACKOFF seconds) until at most _BACKLOG results are left unread.
+_BIG_RESULT = 1 << 20
+_BACKLOG = 1
+_MAX_BACKOFF = 2.0
 # Functions whose pickle is cached: these pickle by reference, so the pickle
 # does not change between calls.
 _BY_REFERENCE = (types.FunctionType, types.BuiltinFunctionType, type)
@@ -931,6 +936,14 @@ def _core_worker(initializer, initargs, wrap_exception):
         # it is not lost if the pool is then terminated.
         flush()
         done(tid, status, body)
+        if len(body) >= _BIG_RESULT:
+            # Unpickling a big result costs the parent about as much as
+            # making it cost the worker, and the parent is one process
+            # among many runnable ones: let it catch up before making more,
+            # so that it is not left with a backlog when the work is done.
+            deadline = time.monotonic() + _MAX_BACKOFF
+            while w.backlog() > _BACKLOG and time.monotonic() < deadline:
+                time.sleep(0.001)
         x = result = func = payload = body = None
         completed += 1
     w.close()
