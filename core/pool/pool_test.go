@@ -295,3 +295,69 @@ func TestStartupFailures(t *testing.T) {
 		t.Fatalf("%d workers started, want 3", spawned)
 	}
 }
+
+// TestExternal drives a pool the way mpgo's Python Pool does: it puts task
+// messages and reads result messages itself; the pool supervises.
+func TestExternal(t *testing.T) {
+	p, err := pool.New(pool.Options{Workers: 2, External: true,
+		Spawn: func(slot int, args []string) (*process.Process, error) {
+			return process.Reexec(pool.WorkerRole, args, process.Attr{DeathSignal: syscall.SIGKILL})
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Free()
+	defer p.Terminate()
+	task := func(id uint64, name string, payload []byte) []byte {
+		m := binary.LittleEndian.AppendUint64(nil, id)
+		m = binary.LittleEndian.AppendUint16(m, uint16(len(name)))
+		return append(append(m, name...), payload...)
+	}
+	buf := make([]byte, 1<<16)
+	next := func() (id uint64, status byte, body string) {
+		t.Helper()
+		n, err := p.Results().Get(buf, 30*time.Second)
+		if err != nil {
+			t.Fatalf("result: %v", err)
+		}
+		return binary.LittleEndian.Uint64(buf), buf[12], string(buf[13:n])
+	}
+	for i := uint64(1); i <= 100; i++ {
+		if err := p.Tasks().Put(task(i, "square", u64(i)), -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[uint64]bool{}
+	for range 100 {
+		id, status, body := next()
+		if status != pool.StatusOK || body != string(u64(id*id)) || seen[id] {
+			t.Fatalf("result of %d: status %d, %x", id, status, body)
+		}
+		seen[id] = true
+	}
+	// A worker killed while running a task: a StatusLost message for it.
+	marker := markerPath(t, "block")
+	if err := p.Tasks().Put(task(101, "block", []byte("block:"+marker)), -1); err != nil {
+		t.Fatal(err)
+	}
+	pid := waitMarker(t, marker)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	id, status, body := next()
+	if id != 101 || status != pool.StatusLost || body != fmt.Sprintf("%d %d", pid, -int(syscall.SIGKILL)) {
+		t.Fatalf("after the kill: id %d, status %d, %q", id, status, body)
+	}
+	// The pool goes on, then shuts down: StatusClosed comes last.
+	if err := p.Tasks().Put(task(102, "square", u64(3)), -1); err != nil {
+		t.Fatal(err)
+	}
+	if id, status, _ := next(); id != 102 || status != pool.StatusOK {
+		t.Fatalf("after the loss: id %d, status %d", id, status)
+	}
+	p.Shutdown()
+	if id, status, _ := next(); id != 0 || status != pool.StatusClosed {
+		t.Fatalf("after Shutdown: id %d, status %d", id, status)
+	}
+	<-p.Done()
+}
