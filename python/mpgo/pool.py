@@ -866,6 +866,9 @@ _MAX_BACKOFF = 2.0
 _BY_REFERENCE = (types.FunctionType, types.BuiltinFunctionType, type)
 
 
+_dumps = reduction.ForkingPickler.dumps
+
+
 def _core_worker(initializer, initargs, wrap_exception):
     '''The loop of a pool worker process (the target of its Process).'''
     from . import _engine, process
@@ -1042,7 +1045,8 @@ class _CorePool(object):
         self.terminating = False
         self.stopped = False       # the engine said _CLOSED
         self.freed = False
-        self.fn_cache = {}         # (kind, func) -> pickle, for _BY_REFERENCE
+        # By kind, func -> the pickle of (kind, func), for _BY_REFERENCE
+        self.fn_cache = [{} for _ in range(_APPLY_ARGS + 1)]
         self.pending = []          # (id, function, payload) held back by apply()
 
         # The workers' Process object, pickled once: the engine starts
@@ -1098,28 +1102,30 @@ class _CorePool(object):
     # -- submitting (caller threads and the feeder) --
 
     def _function(self, kind, func):
+        cache = self.fn_cache[kind]
+        try:
+            return cache[func]
+        except (KeyError, TypeError):
+            pass
+        fb = reduction.ForkingPickler.dumps((kind, func))
         if isinstance(func, _BY_REFERENCE):
-            key = (kind, func)
-            try:
-                return self.fn_cache[key]
-            except (KeyError, TypeError):
-                pass
-            fb = reduction.ForkingPickler.dumps((kind, func))
-            if len(self.fn_cache) >= 256:
-                self.fn_cache.clear()
-            self.fn_cache[key] = fb
-            return fb
-        return reduction.ForkingPickler.dumps((kind, func))
+            if len(cache) >= 256:
+                cache.clear()
+            cache[func] = fb
+        return fb
 
     def apply(self, job, func, args, kwds):
         tid = (job + 1) << 32
         try:
             if kwds:
                 fb = self._function(_APPLY, func)
-                payload = reduction.ForkingPickler.dumps((args, kwds))
+                payload = _dumps((args, kwds))
             else:
-                fb = self._function(_APPLY_ARGS, func)
-                payload = reduction.ForkingPickler.dumps(tuple(args))
+                try:
+                    fb = self.fn_cache[_APPLY_ARGS][func]
+                except (KeyError, TypeError):
+                    fb = self._function(_APPLY_ARGS, func)
+                payload = _dumps(args if type(args) is tuple else tuple(args))
         except Exception as e:
             self.fail(job, 0, e)
             return
@@ -1451,7 +1457,10 @@ class Pool(object):
         # when there is a change in the _state variable of the thread that
         # runs _handle_workers.
         self._change_notifier = queue.SimpleQueue()
-        self._cache = _PoolCache(notifier=self._change_notifier)
+        # A process pool has no worker handler to notify when the cache
+        # empties: a plain dict spares every result a Python-level del.
+        self._cache = {} if self._on_engine else \
+            _PoolCache(notifier=self._change_notifier)
         self._maxtasksperchild = maxtasksperchild
         self._initializer = initializer
         self._initargs = initargs
@@ -1912,7 +1921,7 @@ class ApplyResult(object):
         self._event = _Flag()
         # A process pool holds tasks back to put them in batches: waiting
         # for a result puts them first.
-        self._flush = pool._core.flush if pool._core is not None else None
+        self._core = pool._core
         self._job = next(job_counter)
         self._cache = pool._cache
         self._callback = callback
@@ -1928,8 +1937,8 @@ class ApplyResult(object):
         return self._success
 
     def wait(self, timeout=None):
-        if self._flush is not None and not self._event._flag:
-            self._flush()
+        if self._core is not None and not self._event._flag:
+            self._core.flush()
         self._event.wait(timeout)
 
     def get(self, timeout=None):
