@@ -297,7 +297,7 @@ class TestErrors:
         q = mpgo.Queue()
         part = memoryview(m)
         try:
-            with pytest.raises(ValueError):
+            with pytest.raises(ValueError, match="larger than"):
                 q._q.put_parts([b'head'] + [part] * 33 + [OOB_TAG])
             assert q.qsize() == 0
             q.put('still works')
