@@ -12,6 +12,10 @@ thread and no lock. That gives, within CPython's API:
   lost when it exits: once put() returned, every process sees the item. A
   producer never blocks at exit, so joining it before draining the queue
   cannot deadlock.
+* Big bytes, and objects holding large buffers (numpy arrays...), are
+  copied once into shared memory, not pickled into a buffer first; large
+  buffers travel out of band (pickle protocol 5) and come back as views on
+  the received message (mpgo.reduction.dumps_msg describes the format).
 * qsize() is exact, on every platform.
 * Queues pickle at any time: as a Process or Pool task argument, inside
   another queue. A pickled queue refers to the shared memory, never copies.
