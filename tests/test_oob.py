@@ -118,6 +118,7 @@ class TestInOneProcess:
         assert landing_of(got['x']) == 'Landing'
         assert landing_of(got['y']) == 'Landing'
         assert got['x'].flags.writeable and got['y'].flags.writeable
+        assert got['x'].flags.aligned and got['y'].flags.aligned
         got['x'][0] = 42  # writable for real, and only the copy changes
         assert x[0] == 0
 
@@ -276,6 +277,16 @@ class TestErrors:
         q.put([x, 1])
         got = q.get()
         assert np.array_equal(got[0], x) and got[1] == 1
+
+    def test_memoryview_is_not_picklable_as_in_cpython(self):
+        # A PickleBuffer over it is the protocol 5 way to send one.
+        q = mpgo.Queue()
+        mv = memoryview(bytearray(100000))
+        with pytest.raises(TypeError):
+            q.put(mv)
+        q.put(pickle.PickleBuffer(mv))
+        got = q.get()
+        assert type(got) is bytearray and got == mv
 
     def test_bad_part_puts_nothing(self):
         q = mpgo.Queue()
