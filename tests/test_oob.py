@@ -10,7 +10,7 @@ import pytest
 np = pytest.importorskip("numpy")
 
 import mpgo
-from mpgo import reduction
+from mpgo import queues, reduction
 from mpgo._engine import fast
 
 import _oob_helpers as h
@@ -185,6 +185,22 @@ class TestInOneProcess:
         assert type(pb) is bytearray and pb == ba
         pb = q.get()
         assert type(pb) is bytes and pb == bytes(ba)
+
+    def test_python_put_and_get_of_a_subclass(self):
+        class Counting(queues.Queue):
+            def put(self, obj, block=True, timeout=None):
+                super().put(obj, block, timeout)
+
+            def get(self, block=True, timeout=None):
+                return super().get(block, timeout)
+        q = Counting(ctx=mpgo.get_context())
+        x = np.arange(1 << 15, dtype=np.float64)
+        q.put({'x': x})
+        q.put(bytearray(100000))
+        got = q.get()
+        assert np.array_equal(got['x'], x) and got['x'].flags.writeable
+        assert landing_of(got['x']) == 'Landing'
+        assert q.get() == bytearray(100000)
 
     def test_get_many_mixes_small_and_oob_messages(self):
         q = mpgo.Queue()
