@@ -146,6 +146,19 @@ class TestInOneProcess:
         got = fast.oob_loads(raw)
         assert np.array_equal(got[0], x) and got[1:] == [ba, 'small', 7]
 
+    def test_put_keeps_no_reference_to_the_object(self):
+        import gc
+        import weakref
+        q, (r, w) = mpgo.Queue(), mpgo.Pipe()
+        for put in (q.put, w.send):
+            x = np.ones(1 << 17)
+            ref = weakref.ref(x)
+            put([x, 1])
+            del x
+            gc.collect()
+            assert ref() is None
+        assert q.get()[1] == 1 and r.recv()[1] == 1
+
     def test_small_objects_stay_plain_pickles(self):
         for obj in [1, 'x', (1, 2), {'a': [1.5]}, np.arange(10), bytearray(100)]:
             data = reduction.dumps_msg(obj)

@@ -191,13 +191,14 @@ def dumps_msg(obj):
     parts, bufs, pickler = slot[0], slot[1], slot[2]
     slot[4] = True
     try:
-        pickler.clear_memo()
         pickler.dump(obj)
         if not bufs and len(parts) == 1:
             return parts.pop()
         return _frame(parts, bufs)
     finally:
-        # Hold nothing of obj past the call.
+        # Hold nothing of obj past the call (the memo refers to what it
+        # pickled: a big array would stay alive until the next call).
+        pickler.clear_memo()
         parts.clear()
         bufs.clear()
         slot[4] = False
