@@ -124,7 +124,7 @@ func (m message) len() int {
 func (q *Queue) put(msgs []message, timeout time.Duration) (int, error) {
 	for _, m := range msgs {
 		if n := m.len(); n > MaxMessage {
-			return 0, fmt.Errorf("queue: message of %d bytes: %w", n, errs.ErrValue)
+			return 0, fmt.Errorf("queue: message of %d bytes is larger than the most a queue takes (%d): %w", n, MaxMessage, errs.ErrValue)
 		}
 	}
 	if !q.enter() {

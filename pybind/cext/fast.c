@@ -751,6 +751,143 @@ static PyObject *queue_put_raw(QueueObj *q, PyObject *const *args, Py_ssize_t na
 	Py_RETURN_NONE;
 }
 
+/* ---- Out-of-band messages (pickle protocol 5) ----
+ *
+ * An object holding large buffers (numpy arrays, anything whose
+ * __reduce_ex__(5) yields a PickleBuffer) is put as ONE message made of
+ * parts laid end to end: the pickle stream, then each large buffer, then a
+ * table of lengths and one OOB_TAG byte (mpgo.reduction documents the
+ * layout). put_parts copies each part once, straight into the ring.
+ *
+ * Getting one, the message lands in a fresh bytes object that nobody else
+ * sees; a Landing exports its memory writable, and the Python oob_loads
+ * unpickles with buffers= slices of it, so arrays come back as writable
+ * views on the landing, as pickle 5 gives for writable originals. */
+#define OOB_TAG 1
+
+typedef struct {
+	PyObject_HEAD
+	PyObject *owner;  /* a bytes object this module alone refers to */
+} Landing;
+
+static void landing_dealloc(Landing *l) {
+	Py_CLEAR(l->owner);
+	Py_TYPE(l)->tp_free((PyObject *)l);
+}
+
+static int landing_getbuffer(Landing *l, Py_buffer *view, int flags) {
+	return PyBuffer_FillInfo(view, (PyObject *)l, PyBytes_AS_STRING(l->owner),
+				 PyBytes_GET_SIZE(l->owner), 0, flags);
+}
+
+static PyBufferProcs landing_as_buffer = {(getbufferproc)landing_getbuffer, NULL};
+
+static PyTypeObject LandingType = {
+	PyVarObject_HEAD_INIT(NULL, 0)
+	.tp_name = "mpgo._native._fast.Landing",
+	.tp_basicsize = sizeof(Landing),
+	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_doc = "A received out-of-band message, exported writable (not instantiable).",
+	.tp_dealloc = (destructor)landing_dealloc,
+	.tp_as_buffer = &landing_as_buffer,
+};
+
+static PyObject *oob_loads_fn;  /* mpgo.reduction.oob_loads */
+
+static PyObject *fast_set_oob_loads(PyObject *self, PyObject *fn) {
+	Py_XINCREF(fn);
+	Py_XSETREF(oob_loads_fn, fn);
+	Py_RETURN_NONE;
+}
+
+/* oob_load steals m, an OOB message, and returns its object. A bytes
+ * object held by nobody else (sole) becomes the landing as it is; anything
+ * else is copied into a bytearray first (mutating a shared bytes would be
+ * wrong). */
+static PyObject *oob_load(PyObject *m, int sole) {
+	if (!oob_loads_fn) {
+		Py_DECREF(m);
+		PyErr_SetString(PyExc_RuntimeError, "mpgo: out-of-band loads not set");
+		return NULL;
+	}
+	PyObject *land;
+	if (PyBytes_CheckExact(m) && sole) {
+		Landing *l = PyObject_New(Landing, &LandingType);
+		if (!l) { Py_DECREF(m); return NULL; }
+		l->owner = m;
+		land = (PyObject *)l;
+	} else {
+		land = PyByteArray_FromObject(m);
+		Py_DECREF(m);
+		if (!land) return NULL;
+	}
+	PyObject *obj = PyObject_CallOneArg(oob_loads_fn, land);
+	Py_DECREF(land);
+	return obj;
+}
+
+/* oob_loads(message): the object of an OOB message that Python holds, e.g.
+ * one of get_many()'s. Pass it as a temporary (oob_loads(l.pop())) and it
+ * is not copied. */
+static PyObject *fast_oob_loads(PyObject *self, PyObject *m) {
+	int sole = Py_REFCNT(m) == 1;  /* only the caller's argument */
+	Py_INCREF(m);
+	return oob_load(m, sole);
+}
+
+/* put_parts(parts, block=True, timeout=None): ONE message made of the
+ * bytes-like objects in the list parts, laid end to end: each is copied
+ * once, straight into the ring, with the GIL released. Either the whole
+ * message is put or nothing is. */
+static PyObject *queue_put_parts(QueueObj *q, PyObject *const *args, Py_ssize_t nargs) {
+	if (nargs < 1 || nargs > 3 || !PyList_CheckExact(args[0])) {
+		PyErr_SetString(PyExc_TypeError, "put_parts(list, block=True, timeout=None)");
+		return NULL;
+	}
+	double t;
+	if (parse_timeout(nargs > 1 ? args[1] : NULL, nargs > 2 ? args[2] : NULL, &t) < 0) return NULL;
+	if (check_forked() < 0) return NULL;
+	/* Own a reference to the list: a buffer's export may run Python code. */
+	PyObject *seq = PySequence_List(args[0]);
+	if (!seq) return NULL;
+	Py_ssize_t n = PyList_GET_SIZE(seq), got = 0;
+	Py_buffer *views = PyMem_Calloc(n ? n : 1, sizeof(Py_buffer));
+	const void **ptrs = PyMem_Calloc(n ? n : 1, sizeof(void *));
+	int64_t *lens = PyMem_Calloc(n ? n : 1, sizeof(int64_t));
+	PyObject *res = NULL;
+	int rc;
+	if (!views || !ptrs || !lens) { PyErr_NoMemory(); goto out; }
+	for (; got < n; got++) {
+		if (PyObject_GetBuffer(PyList_GET_ITEM(seq, got), &views[got], PyBUF_SIMPLE) < 0)
+			goto out;
+		ptrs[got] = views[got].buf;
+		lens[got] = views[got].len;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	rc = mpgo_queue_put_v(q->h, ptrs, lens, n, 0);
+	Py_END_ALLOW_THREADS
+	if (rc == MPGO_EFULL && t != 0) {
+		Slicer sl;
+		slicer_start(&sl, t);
+		double slice;
+		while (rc == MPGO_EFULL && !slicer_next(&sl, &slice)) {
+			Py_BEGIN_ALLOW_THREADS
+			rc = mpgo_queue_put_v(q->h, ptrs, lens, n, slice);
+			Py_END_ALLOW_THREADS
+			if (rc == MPGO_EFULL && PyErr_CheckSignals() < 0) goto out;
+		}
+	}
+	if (rc < 0) { raise_code(rc); goto out; }
+	res = Py_NewRef(Py_None);
+out:
+	for (Py_ssize_t i = 0; i < got; i++) PyBuffer_Release(&views[i]);
+	PyMem_Free(views);
+	PyMem_Free(ptrs);
+	PyMem_Free(lens);
+	Py_DECREF(seq);
+	return res;
+}
+
 /* get_obj(block, timeout, loads): the next message as an object: a raw
  * message is returned as the bytes it carries (the tag cut off in place),
  * anything else is passed to loads. */
@@ -766,6 +903,7 @@ static PyObject *queue_get_obj(QueueObj *q, PyObject *const *args, Py_ssize_t na
 		if (_PyBytes_Resize(&m, n - 1) < 0) return NULL;
 		return m;
 	}
+	if (n > 0 && PyBytes_AS_STRING(m)[n - 1] == OOB_TAG) return oob_load(m, Py_REFCNT(m) == 1);
 	PyObject *obj = PyObject_CallOneArg(args[2], m);
 	Py_DECREF(m);
 	return obj;
@@ -889,7 +1027,8 @@ static PyObject *queue_put_obj(QueueObj *q, PyObject *const *args, Py_ssize_t na
 					   : plain == 0 ? PyObject_CallOneArg(q->dumps, obj) : NULL;
 		if (!data) { Py_DECREF(rest[2]); return NULL; }
 		rest[0] = data;
-		r = queue_put(q, rest, 3);
+		/* dumps gives a list of parts for an object with large buffers. */
+		r = PyList_CheckExact(data) ? queue_put_parts(q, rest, 3) : queue_put(q, rest, 3);
 		Py_DECREF(data);
 	}
 	Py_DECREF(rest[2]);
@@ -1070,6 +1209,7 @@ static PyMethodDef queue_methods[] = {
 	{"put", (PyCFunction)(void (*)(void))queue_put, METH_FASTCALL, "put(data, block=True, timeout=None)"},
 	{"get", (PyCFunction)(void (*)(void))queue_get, METH_FASTCALL, "get(block=True, timeout=None) -> bytes"},
 	{"put_raw", (PyCFunction)(void (*)(void))queue_put_raw, METH_FASTCALL, "put_raw(bytes, block=True, timeout=None)"},
+	{"put_parts", (PyCFunction)(void (*)(void))queue_put_parts, METH_FASTCALL, "put_parts(list, block=True, timeout=None): one message of parts"},
 	{"configure", (PyCFunction)(void (*)(void))queue_configure, METH_FASTCALL, "configure(...) for put_obj/get_obj2"},
 	{"set_closed", (PyCFunction)queue_set_closed, METH_O, "set_closed(flag)"},
 	{"put_obj", (PyCFunction)(void (*)(void))queue_put_obj, METH_FASTCALL | METH_KEYWORDS, "put_obj(obj, block=True, timeout=None)"},
@@ -1249,6 +1389,10 @@ static PyMethodDef fast_methods[] = {
 	 "set_takeover_hook(fn): fn(n, pid) after locks were taken over from dead holders."},
 	{"set_errors", fast_set_errors, METH_O,
 	 "set_errors(fn): fn(code, message) returns the exception for a code."},
+	{"set_oob_loads", fast_set_oob_loads, METH_O,
+	 "set_oob_loads(fn): fn(landing) returns the object of an out-of-band message."},
+	{"oob_loads", fast_oob_loads, METH_O,
+	 "oob_loads(message) -> object of an out-of-band message (OOB_TAG last)."},
 	{NULL, NULL, 0, NULL},
 };
 
@@ -1259,7 +1403,7 @@ static struct PyModuleDef fast_module = {
 PyMODINIT_FUNC PyInit__fast(void) {
 	my_pid = (uint32_t)getpid();
 	if (PyType_Ready(&SemLockType) < 0 || PyType_Ready(&SyncValueType) < 0 ||
-	    PyType_Ready(&QueueType) < 0) return NULL;
+	    PyType_Ready(&QueueType) < 0 || PyType_Ready(&LandingType) < 0) return NULL;
 	str_value = PyUnicode_InternFromString("value");
 	str_semlock = PyUnicode_InternFromString("_semlock");
 	str_acquire = PyUnicode_InternFromString("acquire");
@@ -1279,6 +1423,7 @@ PyMODINIT_FUNC PyInit__fast(void) {
 	PyModule_AddIntConstant(m, "LOCK_SIZE", MPGO_LOCK_SIZE);
 	PyModule_AddIntConstant(m, "SEM_VALUE_MAX", MPGO_SEM_VALUE_MAX);
 	PyModule_AddIntConstant(m, "RAW_MIN", RAW_MIN);
+	PyModule_AddIntConstant(m, "OOB_TAG", OOB_TAG);
 	if (mpgo_pool_add(m) < 0) return NULL;
 	return m;
 }

@@ -40,6 +40,10 @@ from . import reduction
 from .context import AuthenticationError, BufferTooShort
 
 _ForkingPickler = reduction.ForkingPickler
+_dumps_msg = reduction.dumps_msg
+_loads = _ForkingPickler.loads
+_RAW_MIN = _fast.RAW_MIN
+_fast.set_oob_loads(reduction.oob_loads)
 
 #
 #
@@ -529,12 +533,26 @@ class RingConnection(Connection):
             self._ring_peer()
 
     def send(self, obj):
-        """Send a (picklable) object"""
+        """Send a (picklable) object.
+
+        As a Queue's put: a bytes object of 64 KiB or more travels raw, and
+        an object holding large buffers (numpy arrays...) as one message of
+        parts, its buffers out of band (see mpgo.reduction.dumps_msg); recv()
+        gets either back. recv_bytes() of such a message returns its framing,
+        not a plain pickle."""
         if self._out is None:
             self._check_closed()
             self._check_writable()
         self._check_peer()
-        self._out.put(_ForkingPickler.dumps(obj))
+        out = self._out
+        if type(obj) is bytes and len(obj) >= _RAW_MIN:
+            out.put_raw(obj)
+        else:
+            data = _dumps_msg(obj)
+            if type(data) is list:
+                out.put_parts(data)
+            else:
+                out.put(data)
         if self._ctl[self._peer] or self._ctl[2 + self._peer]:
             self._ring_peer()
 
@@ -554,31 +572,32 @@ class RingConnection(Connection):
         if not self._in.qsize():
             self._drain_bell()
 
-    def _get(self):
+    def _get(self, obj=False):
+        """The next message as bytes, or with obj as the object it carries
+        (unpickled, or raw bytes, or out of band: see send())."""
         q = self._in
-        while True:
-            # Blocking in C: it spins, then sleeps on a futex, and returns
-            # every 0.1 s so that a peer gone for good is noticed.
-            try:
-                data = q.get(True, 0.1)
-                break
-            except Empty:
-                if self._peer_gone():
-                    try:
-                        data = q.get(False)
-                        break
-                    except Empty:
-                        raise EOFError from None
-        if self._ctl[2 + self._side] and not q.qsize():
-            self._drain_bell()
-        return data
+        try:
+            while True:
+                # Blocking in C: it spins, then sleeps on a futex, and
+                # returns every 0.1 s so that a peer gone for good is noticed.
+                try:
+                    return q.get_obj(True, 0.1, _loads) if obj else q.get(True, 0.1)
+                except Empty:
+                    if self._peer_gone():
+                        try:
+                            return q.get_obj(False, None, _loads) if obj else q.get(False)
+                        except Empty:
+                            raise EOFError from None
+        finally:
+            if self._ctl[2 + self._side] and not q.qsize():
+                self._drain_bell()
 
     def recv(self):
         """Receive a (picklable) object"""
         if self._in is None:
             self._check_closed()
             self._check_readable()
-        return _ForkingPickler.loads(self._get())
+        return self._get(True)
 
     def recv_bytes(self, maxlength=None):
         """Receive bytes data as a bytes object."""

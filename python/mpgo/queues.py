@@ -12,6 +12,10 @@ thread and no lock. That gives, within CPython's API:
   lost when it exits: once put() returned, every process sees the item. A
   producer never blocks at exit, so joining it before draining the queue
   cannot deadlock.
+* Big bytes, and objects holding large buffers (numpy arrays...), are
+  copied once into shared memory, not pickled into a buffer first; large
+  buffers travel out of band (pickle protocol 5) and come back as views on
+  the received message (mpgo.reduction.dumps_msg describes the format).
 * qsize() is exact, on every platform.
 * Queues pickle at any time: as a Process or Pool task argument, inside
   another queue. A pickled queue refers to the shared memory, never copies.
@@ -39,12 +43,23 @@ from . import context
 import pickle as _pickle
 
 from ._engine import fast as _fast
-from .reduction import _PLAIN
+from .reduction import _PLAIN, dumps_msg as _dumps_msg
 
 _ForkingPickler = context.reduction.ForkingPickler
 _RAW_MIN = _fast.RAW_MIN
+_OOB_TAG = bytes([_fast.OOB_TAG])
 _dumps = _ForkingPickler.dumps
 _loads = _ForkingPickler.loads
+
+
+def _decode(m):
+    """The object of a message got as bytes (see mpgo.reduction)."""
+    tag = m[-1:]
+    if tag == b"\0":
+        return m[:-1]
+    if tag == _OOB_TAG:
+        return _fast.oob_loads(m)  # copied: m is not a temporary here
+    return _loads(m)
 
 
 def _sem_value_max():
@@ -78,7 +93,7 @@ class Queue(object):
         if cls._on_queue_feeder_error is Queue._on_queue_feeder_error and \
                 (cls.put is Queue.put or cls.get is Queue.get):
             fq = self._fq = _fast.Queue(self._reader._rin.handle)
-            fq.configure(_dumps, _loads, _pickle.dumps, _PLAIN, w._ctl, w._peer,
+            fq.configure(_dumps_msg, _loads, _pickle.dumps, _PLAIN, w._ctl, w._peer,
                          2 + w._peer, w._peer_bell_w, self._reader._drain_if_empty,
                          f"Queue {self!r} is closed")
             if cls.put is Queue.put:
@@ -117,7 +132,7 @@ class Queue(object):
             self._ring()
             return
         try:
-            data = _dumps(obj)
+            data = _dumps_msg(obj)
         except Exception as e:
             # A subclass that overrides the hook (as concurrent.futures
             # does) is told instead, as CPython's feeder thread tells it.
@@ -125,7 +140,11 @@ class Queue(object):
                 raise
             self._on_queue_feeder_error(e, obj)
             return
-        self._q.put(data, block, timeout)
+        if type(data) is list:
+            # Large buffers: one message of parts, each copied once.
+            self._q.put_parts(data, block, timeout)
+        else:
+            self._q.put(data, block, timeout)
         if self._ctl[self._armed] or self._ctl[self._level]:
             self._writer._ring_peer()
 
@@ -176,8 +195,12 @@ class Queue(object):
         self._check_closed()
         if timeout is not None and timeout < 0:
             timeout = 0
-        return [_loads(m) if m[-1:] != b"\0" else m[:-1]
-                for m in self._q.get_many(max_messages, block, timeout)]
+        msgs = self._q.get_many(max_messages, block, timeout)
+        if len(msgs) == 1 and msgs[0][-1:] == _OOB_TAG:
+            # Larger than get_many's buffer, so alone: handed over as a
+            # temporary, its bytes become the landing without a copy.
+            return [_fast.oob_loads(msgs.pop())]
+        return [_decode(m) for m in msgs]
 
     def engine_ref(self):
         """The reference ("pid:fd:size") by which a Go or C program attaches

@@ -19,6 +19,7 @@ import functools
 import io
 import pickle
 import socket
+import struct
 import threading
 import sys
 
@@ -116,6 +117,164 @@ class ForkingPickler(pickle.Pickler):
 
 
 register = ForkingPickler.register
+
+#
+# Messages with large buffers: pickle protocol 5, out of band
+#
+# dumps_msg(obj) is what Queue.put and a Pipe's send() use. It pickles with
+# protocol 5 into a list of parts instead of one bytes object:
+#
+# * the pickler writes into a list, and hands any payload of 64 KiB or more
+#   (a bytes, bytearray or str inside obj) to that list by reference;
+# * buffers of 64 KiB or more that a reducer gives as a PickleBuffer (numpy
+#   arrays, and any object whose __reduce_ex__(5) does) are taken out of
+#   band through buffer_callback. A PickleBuffer made straight over a bytes
+#   or bytearray stays in band (still by reference): it unpickles as the
+#   bytes or bytearray it would be without buffers.
+#
+# A small object comes back as one bytes object, a plain pickle (what
+# ForkingPickler.dumps gives). Otherwise the result is a list of parts that
+# the ring lays end to end into ONE message (Queue.put_parts, mpgo_queue_put_v):
+# each large payload is copied once, from where it is into shared memory.
+# Without out-of-band buffers the parts make a plain pickle. With them the
+# message is framed:
+#
+#     pickle stream        p bytes, ends with STOP '.'
+#     zero padding         to a multiple of OOB_ALIGN from the message start
+#     buffer 0             n0 bytes
+#     zero padding         to a multiple of OOB_ALIGN
+#     ...
+#     buffer k-1           n(k-1) bytes
+#     table                k + 1 little-endian uint64: p, n0, ..., n(k-1)
+#     count                little-endian uint32: k
+#     OOB_TAG              one byte, 0x01
+#
+# Every pickle ends with '.' and a raw bytes message (Queue.put of a big
+# bytes, for Go and C peers) with 0x00, so the last byte tells the three
+# apart. The getter copies the message once, into memory it alone holds,
+# and oob_loads unpickles it with buffers= slices of that memory: no further
+# copy, and numpy arrays come back as views on it, writable when the
+# original was (pickle's READONLY_BUFFER keeps read-only ones read-only).
+
+OOB_MIN = 64 * 1024
+OOB_ALIGN = 64
+OOB_TAG = b"\x01"
+_PADS = [bytes(i) for i in range(OOB_ALIGN)]
+_IN_BAND_OWNERS = (bytes, bytearray)
+
+
+class _Parts(list):
+    """A file for the pickler: every write() is a part, taken by reference."""
+    __slots__ = ()
+    write = list.append
+
+
+def _new_msg_slot(key):
+    parts, bufs = _Parts(), []
+    append = bufs.append
+
+    def callback(pb, append=append, in_band=_IN_BAND_OWNERS):
+        # A false result takes the buffer out of band.
+        try:
+            m = pb.raw()
+        except (BufferError, ValueError):
+            return True  # not contiguous: in band, which raises as usual
+        if m.nbytes < OOB_MIN or type(m.obj) in in_band:
+            return True
+        append(m)
+        return False
+
+    pickler = ForkingPickler(parts, 5, buffer_callback=callback)
+    return [parts, bufs, pickler, key, False]
+
+
+def dumps_msg(obj):
+    """Pickle obj for a ring: a plain pickle as bytes, or a list of parts
+    for one message (see above)."""
+    if type(obj) in _PLAIN:
+        return pickle.dumps(obj)
+    slot = _reuse.__dict__.get('msg')
+    key = (ForkingPickler._generation, len(ForkingPickler._copyreg_dispatch_table))
+    if slot is None or slot[3] != key:
+        slot = _reuse.msg = _new_msg_slot(key)
+    elif slot[4]:  # in use by an outer dumps_msg of this thread
+        slot = _new_msg_slot(key)
+    parts, bufs, pickler = slot[0], slot[1], slot[2]
+    slot[4] = True
+    try:
+        pickler.dump(obj)
+        if not bufs and len(parts) == 1:
+            return parts.pop()
+        return _frame(parts, bufs)
+    finally:
+        # Hold nothing of obj past the call (the memo refers to what it
+        # pickled: a big array would stay alive until the next call).
+        pickler.clear_memo()
+        parts.clear()
+        bufs.clear()
+        slot[4] = False
+
+
+def _as_part(x):
+    return x if type(x) in (bytes, bytearray) else memoryview(x).cast("B")
+
+
+def _frame(parts, bufs):
+    out = [_as_part(x) for x in parts]
+    if not bufs:
+        return out
+    p = 0
+    for x in out:
+        p += len(x)
+    lens = [p]
+    off = p
+    for m in bufs:
+        pad = -off % OOB_ALIGN
+        if pad:
+            out.append(_PADS[pad])
+        out.append(m)
+        n = m.nbytes
+        lens.append(n)
+        off += pad + n
+    k = len(bufs)
+    out.append(struct.pack("<%dQI" % (k + 1), *lens, k) + OOB_TAG)
+    return out
+
+
+def oob_loads(data):
+    """The object of a framed message (see above); data is any bytes-like
+    object, its memory is used as it is: the buffers are slices of it."""
+    mv = memoryview(data)
+    if mv.ndim != 1 or mv.itemsize != 1:
+        mv = mv.cast("B")
+    n = mv.nbytes
+    try:
+        if n < 5 or mv[n - 1] != OOB_TAG[0]:
+            raise ValueError("no out-of-band tag")
+        k, = struct.unpack_from("<I", mv, n - 5)
+        table = n - 5 - 8 * (k + 1)
+        if table < 0:
+            raise ValueError("table out of range")
+        lens = struct.unpack_from("<%dQ" % (k + 1), mv, table)
+        p = lens[0]
+        buffers = []
+        off = p
+        for size in lens[1:]:
+            off += -off % OOB_ALIGN
+            if off + size > table:
+                raise ValueError("buffer out of range")
+            buffers.append(mv[off:off + size])
+            off += size
+        if p > table:
+            raise ValueError("pickle out of range")
+    except (ValueError, struct.error) as e:
+        raise pickle.UnpicklingError(
+            "mpgo: malformed out-of-band message (%s)" % e) from None
+    obj = pickle.loads(mv[:p], buffers=buffers)
+    if type(obj) is memoryview:
+        # A bare PickleBuffer: what it would unpickle as in band.
+        obj = bytes(obj) if obj.readonly else bytearray(obj)
+    return obj
 
 
 def dump(obj, file, protocol=None):
