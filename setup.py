@@ -37,6 +37,8 @@ setup(
     packages=["mpgo", "mpgo.dummy"],
     ext_modules=[Extension("mpgo._native._pybind", sources=[])],
     cmdclass={"build_ext": GoBuildExt},
-    extras_require={"test": ["pytest", "numpy"], "bench": ["numpy"]},
+    extras_require={"test": ["pytest", "numpy"],
+                    # dev only: bench/run.py compares the pool cases with them
+                    "bench": ["numpy", "mpire", "loky"]},
     zip_safe=False,
 )

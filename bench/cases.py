@@ -1,9 +1,13 @@
 """Benchmark cases, each run in a fresh interpreter by bench/run.py.
 
-usage: python bench/cases.py CASE IMPL    (IMPL: mpgo | stdlib-spawn | stdlib-fork)
+usage: python bench/cases.py CASE IMPL
+    IMPL: mpgo | stdlib-spawn | stdlib-fork, or a peer library:
+    faster-fifo (QUEUE_CASES), mpire | loky (POOL_CASES)
 
 Prints one JSON line: {"case", "impl", "value", "unit", "higher_is_better"}.
 """
+import dataclasses
+import itertools
 import json
 import os
 import sys
@@ -26,12 +30,160 @@ class _FasterFifo:
         return getattr(self._ctx, name)
 
 
+def _default_chunksize(n_items, n_workers):
+    """multiprocessing.Pool.map's chunksize when none is given."""
+    chunksize, extra = divmod(n_items, n_workers * 4)
+    return chunksize + 1 if extra else chunksize
+
+
+class _Mpire:
+    """mpire.WorkerPool behind the Pool API the pool cases use.
+
+    Start method: mpire's default, which is fork on Linux. keep_alive=True,
+    so the workers the warm-up apply() starts serve the measured map (without
+    it mpire stops its workers at the end of every map, and the next call
+    starts new ones). mpire unpacks a tuple item into positional arguments,
+    so items that are not from a range are wrapped in 1-tuples: the function
+    always gets exactly one argument. A chunksize of None becomes
+    multiprocessing's default one (mpire's own default is n_jobs * 64 chunks).
+    """
+
+    def __init__(self):
+        import mpire  # here, outside the timed code, as load() does the stdlib
+        self.mpire = mpire
+
+    def Pool(self, n):
+        return _MpirePool(self.mpire, n)
+
+
+class _MpirePool:
+    def __init__(self, mpire, n):
+        self._n = n
+        self._p = mpire.WorkerPool(n_jobs=n, keep_alive=True)
+
+    @staticmethod
+    def _args(iterable):
+        # A range's items are ints, which mpire passes as they are.
+        return iterable if isinstance(iterable, range) else [(x,) for x in iterable]
+
+    def _resend_params(self):
+        # mpire 2.10 workers pick their calling helper (with or without map's
+        # order index) when they start or get new map parameters, and a map
+        # with the same function as the previous call sends none: after
+        # apply(_ident), map(_ident) calls _ident((idx, x)); after a map,
+        # imap_unordered(_ident) fails the other way round. Making the pool's
+        # recorded parameters differ (func=None) makes the next call send
+        # them again, and the workers then pick the right helper.
+        if self._p.map_params is not None:
+            self._p.map_params = dataclasses.replace(self._p.map_params, func=None)
+
+    def apply(self, func, args=(), kwds=None):
+        return self._p.apply(func, args, kwds)
+
+    def apply_async(self, func, args=(), kwds=None):
+        return self._p.apply_async(func, args, kwds)  # AsyncResult with get()
+
+    def map(self, func, iterable, chunksize=None):
+        args = self._args(iterable)
+        if chunksize is None:
+            chunksize = _default_chunksize(len(args), self._n)
+        self._resend_params()
+        return self._p.map(func, args, iterable_len=len(args), chunk_size=chunksize)
+
+    def imap_unordered(self, func, iterable, chunksize=1):
+        args = self._args(iterable)
+        self._resend_params()
+        return self._p.imap_unordered(func, args, iterable_len=len(args),
+                                      chunk_size=chunksize)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._p.terminate()  # as multiprocessing.Pool.__exit__
+
+
+class _Loky:
+    """loky's reusable executor (a concurrent.futures executor) behind the
+    Pool API the pool cases use.
+
+    Start method: loky's default, 'loky' (fork+exec of a fresh interpreter,
+    like spawn; loky accepts context='fork' but warns against it). apply is
+    submit().result(); apply_async wraps the future, get() = result(); map
+    is the executor's map with the same chunksize (None becomes
+    multiprocessing's default chunksize: the executor's own default is 1);
+    imap_unordered submits one future per chunk and yields each chunk's
+    results as its future completes (concurrent.futures.as_completed), the
+    closest thing to Pool.imap_unordered, which also returns results chunk
+    by chunk in completion order.
+    """
+
+    def __init__(self):
+        import loky  # here, outside the timed code, as load() does the stdlib
+        self.loky = loky
+
+    def Pool(self, n):
+        return _LokyPool(self.loky, n)
+
+
+def _run_chunk(func, chunk):
+    return [func(x) for x in chunk]
+
+
+class _LokyResult:
+    def __init__(self, future):
+        self._f = future
+
+    def get(self, timeout=None):
+        return self._f.result(timeout)
+
+
+class _LokyPool:
+    def __init__(self, loky, n):
+        self._n = n
+        self._ex = loky.get_reusable_executor(max_workers=n)
+
+    def apply(self, func, args=(), kwds=None):
+        return self._ex.submit(func, *args, **(kwds or {})).result()
+
+    def apply_async(self, func, args=(), kwds=None):
+        return _LokyResult(self._ex.submit(func, *args, **(kwds or {})))
+
+    def map(self, func, iterable, chunksize=None):
+        if chunksize is None:
+            iterable = list(iterable)
+            chunksize = _default_chunksize(len(iterable), self._n)
+        return list(self._ex.map(func, iterable, chunksize=chunksize))
+
+    def imap_unordered(self, func, iterable, chunksize=1):
+        from concurrent.futures import as_completed
+        it = iter(iterable)
+        fs = []
+        while True:
+            chunk = list(itertools.islice(it, chunksize))
+            if not chunk:
+                break
+            fs.append(self._ex.submit(_run_chunk, func, chunk))
+        for f in as_completed(fs):
+            yield from f.result()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._ex.shutdown(wait=True)
+
+
 def load(impl):
     if impl == "mpgo":
         import mpgo as mp
         return mp.get_context("spawn")
     if impl == "faster-fifo":
         return _FasterFifo()
+    if impl == "mpire":
+        return _Mpire()
+    if impl == "loky":
+        return _Loky()
     import multiprocessing as mp
     return mp.get_context(impl.split("-", 1)[1])
 
@@ -310,6 +462,9 @@ def pool_start(mp):
 
 # Cases that also run against faster-fifo (when it is installed).
 QUEUE_CASES = {"queue_small", "queue_2p", "queue_1MB", "get_many"}
+# Cases that also run against mpire and loky (when they are installed).
+POOL_CASES = {"pool_map_cs1", "pool_apply_async", "pool_map_tiny",
+              "pool_imap_unordered", "pool_cpu", "pool_start"}
 
 CASES = {f.__name__: f for f in (process_start, process_start_forkserver,
                                  lock_uncontended, value_read,

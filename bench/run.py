@@ -7,7 +7,9 @@ Each case runs REPEATS times (default 3) in a fresh interpreter per
 implementation, the implementations taking turns; the table keeps each
 implementation's best run, which damps the noise of a shared 2-core VM,
 and gives mpgo's speed relative to each standard-library start method
-(> 1: mpgo is faster).
+(> 1: mpgo is faster). Peer libraries that import get two more columns
+each, for their cases only: faster-fifo for the queue cases, mpire and loky
+for the pool cases (bench/cases.py says how each one is driven).
 """
 import json
 import os
@@ -16,14 +18,20 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from cases import CASES, QUEUE_CASES  # noqa: E402
+from cases import CASES, POOL_CASES, QUEUE_CASES  # noqa: E402
 
 IMPLS = ["mpgo", "stdlib-spawn", "stdlib-fork"]
 
+# Peer libraries: (impl name, module to import, the cases they run). Each
+# one that imports gets two more columns, filled for its cases only.
+PEERS = [("faster-fifo", "faster_fifo", QUEUE_CASES),
+         ("mpire", "mpire", POOL_CASES),
+         ("loky", "loky", POOL_CASES)]
 
-def _have_faster_fifo():
+
+def _imports(module):
     try:
-        import faster_fifo  # noqa: F401
+        __import__(module)
         return True
     except ImportError:
         return False
@@ -49,12 +57,13 @@ def main():
     if args[:1] == ["-r"]:
         repeats, args = int(args[1]), args[2:]
     cases = args or list(CASES)
-    ff = _have_faster_fifo()
+    peers = [(name, peer_cases) for name, module, peer_cases in PEERS
+             if any(c in peer_cases for c in cases) and _imports(module)]
     rows = ["| case | unit | mpgo | stdlib spawn | stdlib fork | mpgo vs spawn | mpgo vs fork |"
-            + (" faster-fifo | mpgo vs faster-fifo |" if ff else ""),
-            "| --- | --- | --- | --- | --- | --- | --- |" + (" --- | --- |" if ff else "")]
+            + "".join(f" {name} | mpgo vs {name} |" for name, _ in peers),
+            "| --- | --- | --- | --- | --- | --- | --- |" + " --- | --- |" * len(peers)]
     for case in cases:
-        impls = IMPLS + (["faster-fifo"] if ff and case in QUEUE_CASES else [])
+        impls = IMPLS + [name for name, peer_cases in peers if case in peer_cases]
         res = {impl: None for impl in impls}
         for _ in range(repeats):
             for impl in impls:
@@ -79,9 +88,9 @@ def main():
         row = (f"| {case} | {unit} | {fmt(res['mpgo'])} | {fmt(res['stdlib-spawn'])} | "
                f"{fmt(res['stdlib-fork'])} | {ratio(res['mpgo'], res['stdlib-spawn'])} | "
                f"{ratio(res['mpgo'], res['stdlib-fork'])} |")
-        if ff:
-            if "faster-fifo" in res:
-                row += f" {fmt(res['faster-fifo'])} | {ratio(res['mpgo'], res['faster-fifo'])} |"
+        for name, _ in peers:
+            if name in res:
+                row += f" {fmt(res[name])} | {ratio(res['mpgo'], res[name])} |"
             else:
                 row += " | |"
         rows.append(row)
