@@ -1165,16 +1165,15 @@ class _CorePool(object):
             return
         dumps = reduction.ForkingPickler.dumps
         base = (job + 1) << 32
-        try:
-            iterable[0:0]
-            sliced = True
-        except Exception:
-            sliced = False
+        # A chunk of a range, list or tuple is its slice: a range's is a
+        # range, whose pickle is a few bytes where CPython makes and pickles
+        # a tuple of every number in it.
+        sliced = type(iterable) in (range, list, tuple)
         chunks = Pool._get_tasks(func, iterable, chunksize)
         ids, payloads, size = [], [], 0
         for i in range(nchunks):
             if sliced:
-                chunk = tuple(iterable[i * chunksize:(i + 1) * chunksize])
+                chunk = iterable[i * chunksize:(i + 1) * chunksize]
             else:
                 chunk = next(chunks)[1]
             try:
@@ -1605,7 +1604,12 @@ class Pool(object):
         if chunksize < 1:
             raise ValueError(
                 "Chunksize must be 1+, not {0!r}".format(chunksize))
-        chunks = (x for _, x in Pool._get_tasks(func, iterable, chunksize))
+        if type(iterable) in (range, list, tuple):
+            # Slices, as in _CorePool.map.
+            chunks = (iterable[i:i + chunksize]
+                      for i in range(0, len(iterable), chunksize))
+        else:
+            chunks = (x for _, x in Pool._get_tasks(func, iterable, chunksize))
         self._core.feed(result._job, _MAP, func, chunks, result._set_length)
         return (item for chunk in result for item in chunk)
 
