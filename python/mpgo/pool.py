@@ -1548,7 +1548,10 @@ class Pool(object):
                 f'pool_size={len(self._pool)}>')
 
     def _repopulate_pool(self):
-        '''Bring the number of workers up to the pool's size.'''
+        '''Bring the number of workers up to the pool's size (the engine
+        does it by itself for a process pool).'''
+        if self._core is not None:
+            return
         return self._workers.maintain()
 
     def _check_running(self):
