@@ -11,11 +11,13 @@
 // most the message it was putting or getting and never corrupts the ring:
 // the next process to take the lock finishes or forgets what it left.
 //
-// An unbounded queue (maxsize 0) never blocks a put: when a message does not
-// fit, the ring doubles until it does, and every process remaps when it next
-// takes the lock. When a grown ring drains, its pages are handed back to the
-// kernel (a hole is punched in the memfd) so that a burst does not pin memory.
-// maxsize bounds the number of messages, never their bytes.
+// An unbounded queue (maxsize 0) never fails a put for want of room: when a
+// message does not fit, the putter waits a moment for getters to make room
+// if they are draining the ring, and otherwise the ring doubles until it
+// fits; every process remaps when it next takes the lock. When a ring grown
+// past a few MB drains, it shrinks back and its file is truncated, so that
+// a burst does not pin memory, while a smaller ring keeps its pages
+// resident. maxsize bounds the number of messages, never their bytes.
 //
 // Waiters spin briefly and then sleep on a futex word in the header, so an
 // idle consumer costs no CPU; puts and gets issue FUTEX_WAKE only when a
@@ -43,12 +45,12 @@ import (
 // the lock, whose protocol is futex.Mutex's.
 //
 //	off   0  uint64  magic "MPGOQUEU" (0x5545555147504f4d)
-//	off   8  uint32  version (1)
+//	off   8  uint32  version (2; 1 rings never shrank, and are not attached)
 //	off  12  uint32  flags (L): bit 0 shut down (puts fail, gets drain, then fail)
 //	off  16  uint64  capacity (L): bytes of the data ring, a power of two >= 64.
-//	                 Only grows; stored last when the ring grows
-//	off  24  uint64  initial capacity: a drained ring larger than this is
-//	                 hole-punched
+//	                 Stored last when the ring grows, first when it shrinks
+//	off  24  uint64  initial capacity: a drained ring larger than this and
+//	                 than 4 MB (keepResident) shrinks back to the larger
 //	off  32  uint64  maxsize: the most messages the queue holds; 0 unbounded
 //	off  40  uint32  lock state: 0 free, 1 held, 2 held and a waiter may sleep
 //	off  44  uint32  lock holder pid; 0 when free or not yet stored
@@ -59,7 +61,7 @@ import (
 //	off  64  uint64  tail (L): byte position just past the newest message
 //	off  72  uint64  count (L): messages in the ring
 //	off  80  uint64  unfinished (L): tasks put and not yet marked done
-//	off  88  uint64  written (L): ring bytes written since the last hole punch
+//	off  88  uint64  reserved, zero (version 1 counted bytes written here)
 //	off  96  uint64  journal head   \
 //	off 104  uint64  journal tail    | the values head, tail, count and
 //	off 112  uint64  journal count   | unfinished take when the journaled
@@ -96,6 +98,11 @@ import (
 // live data), and then capacity is stored. A grower killed before that store
 // leaves the old ring intact; the extra file length is harmless.
 //
+// Shrinking, only when the ring is empty (head = tail): capacity is stored,
+// then the file is truncated to it. Killed in between, the file is longer
+// than the ring, which is harmless. Every process remaps to the capacity in
+// the header whenever it takes the lock, larger or smaller.
+//
 // Waiting: a waiter, under the lock, reads the futex word and adds itself
 // to the sleepers, unlocks and FUTEX_WAITs on the value it read. A waker,
 // under the lock, bumps the word if sleepers != 0 and wakes after
@@ -106,7 +113,7 @@ const (
 	hdrSize = 4096
 
 	magic   = 0x5545555147504f4d
-	version = 1
+	version = 2
 
 	offMagic       = 0
 	offVersion     = 8
@@ -121,7 +128,6 @@ const (
 	offTail        = 64
 	offCount       = 72
 	offUnfinished  = 80
-	offWritten     = 88
 	offJHead       = 96
 	offJTail       = 104
 	offJCount      = 112
@@ -183,7 +189,7 @@ type Queue struct {
 	waiters atomic.Int32 // goroutines of this handle registered as sleepers
 	spin    atomic.Int32 // current spin budget, adapted to how spins go
 
-	takeovers, redos, punches, grows atomic.Int64 // counters for tests
+	takeovers, redos, shrinks, grows atomic.Int64 // counters for tests
 }
 
 var raiseOnce sync.Once
