@@ -19,6 +19,8 @@ const (
 	StageCopied    = stageCopied
 	StageJournaled = stageJournaled
 	StageApplying  = stageApplying
+	StageReserved  = stageReserved
+	StageFilled    = stageFilled
 )
 
 // CrashAt makes every later commit in this process call f at stage. Tests

@@ -167,9 +167,43 @@ func (q *Queue) put(msgs []message, timeout time.Duration) (int, error) {
 				continue
 			}
 		}
+		if k > 0 && msgs[done].len() >= reserveMin {
+			r, ok, err := q.reserve(msgs[done])
+			if err != nil {
+				q.unlock()
+				return done, err
+			}
+			if ok {
+				q.unlock()
+				if testHook != nil {
+					testHook(stageReserved)
+				}
+				r.fill(msgs[done])
+				if _, err := q.lock(-1); err != nil {
+					return done, err
+				}
+				q.finish(&r)
+				done++
+				getters := min(int(atomic.LoadUint32(q.w32(offGetters))), 1)
+				putters := 0
+				if q.maxsize > 0 && atomic.LoadUint64(q.w64(offCount)) < q.maxsize {
+					putters = q.wake(notFull, 1)
+				}
+				q.unlock()
+				q.signal(notEmpty, getters)
+				q.signal(notFull, putters)
+				continue
+			}
+		}
 		if k > 0 {
 			if err := q.putLocked(msgs[done : done+k]); err != nil {
 				q.unlock()
+				if err == errBusy {
+					// The ring must grow, which waits for the reservations
+					// in progress.
+					q.awaitReservations()
+					continue
+				}
 				return done, err
 			}
 			done += k
@@ -309,7 +343,7 @@ func (q *Queue) get(buf []byte, max int, lens []int, timeout time.Duration, clai
 		return lens, 0, errEmpty
 	}
 	d := deadline{timeout: timeout}
-	spun := false
+	spun, pendSpun := false, false
 	for {
 		ok, err := q.lockBy(&d)
 		if err != nil {
@@ -321,6 +355,44 @@ func (q *Queue) get(buf []byte, max int, lens []int, timeout time.Duration, clai
 		if count := atomic.LoadUint64(q.w64(offCount)); count > 0 {
 			before := len(lens)
 			lens, need, err := q.takeLocked(buf, max, lens, claim)
+			if err == errPending {
+				// The next message is still being copied in, outside the
+				// lock: wait for its putter to finish it, spinning about as
+				// long as the copy takes, then sleeping, and then checking
+				// whether the putter died.
+				if d.expired() {
+					q.unlock()
+					return lens, 0, errEmpty
+				}
+				if pendSpun {
+					if q.reap(true) {
+						q.unlock() // its putter died: it is dropped now
+						continue
+					}
+					spun = true
+					if !q.park(notEmpty, &d, &spun) {
+						return lens, 0, errClosed
+					}
+					continue
+				}
+				pendSpun = true
+				n, _ := q.lengthAt(atomic.LoadUint64(q.w64(offHead)), atomic.LoadUint64(q.w64(offTail)))
+				seq := atomic.LoadUint32(q.w32(offNotEmpty))
+				q.unlock()
+				futex.Spin(func() bool {
+					return atomic.LoadUint32(q.w32(offNotEmpty)) != seq ||
+						atomic.LoadUint32(q.w32(offFlags))&flagShut != 0
+				}, pendingWait(uint64(n)))
+				if q.closed.Load() {
+					return lens, 0, errClosed
+				}
+				continue
+			}
+			if err == nil && len(lens) == before {
+				// Only dead records were dropped: look again.
+				q.unlock()
+				continue
+			}
 			if err != nil {
 				q.unlock()
 				return lens, need, err

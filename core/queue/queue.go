@@ -50,7 +50,7 @@ import (
 //	off  16  uint64  capacity (L): bytes of the data ring, a power of two >= 64.
 //	                 Stored last when the ring grows, first when it shrinks
 //	off  24  uint64  initial capacity: a drained ring larger than this and
-//	                 than 4 MB (keepResident) shrinks back to the larger
+//	                 than 8 MB (keepResident) shrinks back to the larger
 //	off  32  uint64  maxsize: the most messages the queue holds; 0 unbounded
 //	off  40  uint32  lock state: 0 free, 1 held, 2 held and a waiter may sleep
 //	off  44  uint32  lock holder pid; 0 when free or not yet stored
@@ -72,7 +72,11 @@ import (
 //	off 140  uint32  putters registered to sleep on it
 //	off 144  uint32  join futex word: bumped when unfinished reaches 0
 //	off 148  uint32  joiners registered to sleep on it
-//	off 152  ...     zero up to 4096
+//	off 152  uint64  reserved, zero
+//	off 160  8 slots of 16 bytes (L), one per put in progress outside the
+//	                 lock: uint64 position of its record, uint32 pid of its
+//	                 putter (0: slot free), uint32 zero
+//	off 288  ...     zero up to 4096
 //	off 4096         the data ring, capacity bytes
 //
 // Positions are byte counts since the queue was created; they never wrap
@@ -80,7 +84,9 @@ import (
 // p & (capacity-1). head <= tail and tail-head <= capacity. A message is a
 // record of 8 + len rounded up to 8 bytes:
 //
-//	+0  uint64  payload length n
+//	+0  uint64  payload length n, with flags: bit 63 pending (the payload
+//	            is still being copied in), bit 62 dead (its putter died
+//	            before it finished: getters drop the record)
 //	+8  n bytes payload, then 0..7 bytes of padding
 //
 // The length word never straddles the ring's end (positions and capacity
@@ -92,6 +98,19 @@ import (
 // words and stores journal = 0. Whoever takes the lock and finds journal = 1
 // applies the journal again (redo is idempotent). So an operation has
 // happened iff journal = 1 was stored.
+//
+// Reserving: a put of a message of at least 64 KB (reserveMin) copies it
+// outside the lock. Under the lock it takes a free slot (position = tail,
+// then pid), writes the length word with the pending flag and commits tail,
+// count and unfinished as any put does; it unlocks, copies the payload, and
+// under the lock again stores the length word without the flag (one store:
+// the message is then there) and frees the slot. Getters stop at a pending
+// record and wait for it. A slot whose record is not pending, or whose
+// position is outside [head, tail) (its putter died before committing), is
+// free; a pending record whose putter is dead is made dead by the getter
+// that waited for it, and dropped, with its count and unfinished. The ring
+// neither grows nor shrinks while a slot is taken, so the bytes a putter
+// copies stay where it copies them.
 //
 // Growing: the file is extended, every live byte at position p is copied
 // from index p mod old to p mod new (always into [old, new), which holds no
@@ -161,6 +180,8 @@ var (
 	errFull     = fmt.Errorf("queue: %w", errs.ErrFull)
 	errClosed   = fmt.Errorf("queue: %w", errs.ErrClosed)
 	errShutDown = fmt.Errorf("queue: shut down: %w", errs.ErrClosed)
+	errBusy     = errors.New("queue: ring busy with reservations")
+	errPending  = errors.New("queue: next message pending")
 )
 
 // Queue is this process's handle on a shared queue. Its methods are safe

@@ -356,23 +356,23 @@ func TestGrowthUnderLoad(t *testing.T) {
 func TestShrink(t *testing.T) {
 	q := newQueue(t, 0, 4096)
 	m := pattern(1, 4000)
-	for range 8000 { // ~32 MB
+	for range 16000 { // ~64 MB
 		if err := q.Put(m, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
 	full := queue.StatsOf(q)
-	if full.Capacity < 32<<20 || full.Allocated < 30<<20 {
-		t.Fatalf("after 32 MB of puts: %+v", full)
+	if full.Capacity < 64<<20 || full.Allocated < 60<<20 {
+		t.Fatalf("after 64 MB of puts: %+v", full)
 	}
 	buf := make([]byte, 8192)
-	for range 8000 {
+	for range 16000 {
 		if n, err := q.Get(buf, 0); err != nil || !bytes.Equal(buf[:n], m) {
 			t.Fatalf("Get: %d, %v", n, err)
 		}
 	}
 	drained := queue.StatsOf(q)
-	if drained.Shrinks == 0 || drained.Capacity > 4<<20 || drained.Allocated > full.Allocated/4 {
+	if drained.Shrinks == 0 || drained.Capacity > 8<<20 || drained.Allocated > full.Allocated/4 {
 		t.Fatalf("after draining: %+v (full: %+v)", drained, full)
 	}
 	for i := range 3000 {

@@ -19,6 +19,8 @@ const (
 	stageCopied = iota + 1
 	stageJournaled
 	stageApplying
+	stageReserved // a reserved record's payload not yet copied, lock free
+	stageFilled   // the payload copied, the lock taken to finish it
 )
 
 // testHook, when set (by tests only, before any operation), is called at
@@ -157,7 +159,7 @@ func (q *Queue) grow(need uint64) error {
 // must be below tail.
 func (q *Queue) lengthAt(p, tail uint64) (int, error) {
 	i := p & (q.capacity - 1)
-	n := binary.LittleEndian.Uint64(q.data[i : i+lenSize])
+	n := binary.LittleEndian.Uint64(q.data[i:i+lenSize]) &^ lenFlags
 	if n > tail-p-lenSize {
 		return 0, fmt.Errorf("queue: corrupt ring: record of %d bytes at %d, tail %d: %w", n, p, tail, errs.ErrInternal)
 	}
@@ -185,6 +187,9 @@ func (q *Queue) putLocked(msgs []message) error {
 	}
 	head, tail := atomic.LoadUint64(q.w64(offHead)), atomic.LoadUint64(q.w64(offTail))
 	if q.capacity-(tail-head) < need {
+		if q.reserved() {
+			return errBusy
+		}
 		if err := q.grow(need); err != nil {
 			return err
 		}
@@ -207,17 +212,29 @@ func (q *Queue) putLocked(msgs []message) error {
 }
 
 // takeLocked copies up to max whole messages back to back into buf, as
-// many as fit, appends their lengths to lens and commits their removal.
-// The lock must be held and the queue not be empty. If the first message
-// does not fit, nothing is taken and need is its length.
+// many as fit, appends their lengths to lens and commits their removal,
+// with that of the dead records it meets. The lock must be held and the
+// queue not be empty. If the first message does not fit, nothing is taken
+// and need is its length; if it is still being copied into the ring, the
+// error is errPending.
 func (q *Queue) takeLocked(buf []byte, max int, lens []int, claim func(uint64, []byte)) (_ []int, need int, err error) {
 	head, tail := atomic.LoadUint64(q.w64(offHead)), atomic.LoadUint64(q.w64(offTail))
 	count := atomic.LoadUint64(q.w64(offCount))
-	p, off, k := head, 0, uint64(0)
-	for k < count && k < uint64(max) {
+	p, off, k, dropped := head, 0, uint64(0), uint64(0)
+	for k+dropped < count && k < uint64(max) {
+		i := p & (q.capacity - 1)
+		w := binary.LittleEndian.Uint64(q.data[i : i+lenSize])
+		if w&lenPending != 0 {
+			break
+		}
 		n, err := q.lengthAt(p, tail)
 		if err != nil {
 			return lens, 0, err
+		}
+		if w&lenDead != 0 {
+			p += record(n)
+			dropped++
+			continue
 		}
 		if n > len(buf)-off {
 			if k == 0 {
@@ -234,8 +251,11 @@ func (q *Queue) takeLocked(buf []byte, max int, lens []int, claim func(uint64, [
 		p += record(n)
 		k++
 	}
-	q.commit(p, tail, count-k, atomic.LoadUint64(q.w64(offUnfinished)))
-	if count == k {
+	if k == 0 && dropped == 0 {
+		return lens, 0, errPending
+	}
+	q.commit(p, tail, count-k-dropped, atomic.LoadUint64(q.w64(offUnfinished))-dropped)
+	if count == k+dropped {
 		q.shrink()
 	}
 	return lens, 0, nil
@@ -281,7 +301,7 @@ func (q *Queue) apply(head, tail, count, unfinished uint64) {
 // that gave its pages back on every drain would fault them in again on the
 // next put, at a fraction of the speed of a copy, and a few big messages
 // in flight at once need a ring of a few times their size.
-const keepResident = 4 << 20
+const keepResident = 8 << 20
 
 // shrink gives the memory of a drained ring grown past keepResident back
 // to the kernel: it stores the smaller capacity, then truncates the file,
