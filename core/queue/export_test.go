@@ -19,6 +19,8 @@ const (
 	StageCopied    = stageCopied
 	StageJournaled = stageJournaled
 	StageApplying  = stageApplying
+	StageReserved  = stageReserved
+	StageFilled    = stageFilled
 )
 
 // CrashAt makes every later commit in this process call f at stage. Tests
@@ -37,7 +39,7 @@ type Stats struct {
 	Allocated int64 // bytes of the memfd backed by memory
 	Takeovers int64 // locks taken over from dead holders by this handle
 	Redos     int64 // journaled operations this handle finished for others
-	Punches   int64 // hole punches by this handle
+	Shrinks   int64 // drained rings shrunk by this handle
 	Grows     int64 // ring growths by this handle
 }
 
@@ -47,7 +49,7 @@ func StatsOf(q *Queue) Stats {
 	defer q.life.RUnlock()
 	s := Stats{
 		Takeovers: q.takeovers.Load(), Redos: q.redos.Load(),
-		Punches: q.punches.Load(), Grows: q.grows.Load(),
+		Shrinks: q.shrinks.Load(), Grows: q.grows.Load(),
 	}
 	if q.closed.Load() {
 		return s

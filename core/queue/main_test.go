@@ -103,6 +103,9 @@ func child(role, ref, arg string) error {
 		if op == "put" {
 			return q.Put(makeMsg(nil, 7, 0, 1000), -1)
 		}
+		if op == "bigput" { // through a reservation
+			return q.Put(makeMsg(nil, 7, 0, 100<<10), -1)
+		}
 		_, err := q.Get(make([]byte, 1<<16), -1)
 		return err
 	case "idle": // block in a Get for a second and print the CPU time it took

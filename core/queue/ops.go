@@ -132,7 +132,7 @@ func (q *Queue) put(msgs []message, timeout time.Duration) (int, error) {
 	}
 	defer q.life.RUnlock()
 	d := deadline{timeout: timeout}
-	done, spun := 0, false
+	done, spun, waited := 0, false, false
 	for done < len(msgs) {
 		var ok bool
 		var err error
@@ -156,9 +156,54 @@ func (q *Queue) put(msgs []message, timeout time.Duration) (int, error) {
 			count := atomic.LoadUint64(q.w64(offCount))
 			k = int(min(uint64(k), q.maxsize-min(count, q.maxsize)))
 		}
+		if k > 0 && !waited && q.maxsize == 0 && timeout != 0 {
+			if need, ok := q.roomSoon(msgs[done : done+k]); ok {
+				// The ring is full but being drained: give the getters a
+				// moment to make room rather than grow the ring, which
+				// would then be faulted in page by page.
+				waited = true
+				q.unlock()
+				q.awaitRoom(need, timeout)
+				continue
+			}
+		}
+		if k > 0 && msgs[done].len() >= reserveMin {
+			r, ok, err := q.reserve(msgs[done])
+			if err != nil {
+				q.unlock()
+				return done, err
+			}
+			if ok {
+				q.unlock()
+				if testHook != nil {
+					testHook(stageReserved)
+				}
+				r.fill(msgs[done])
+				if _, err := q.lock(-1); err != nil {
+					return done, err
+				}
+				q.finish(&r)
+				done++
+				getters := min(int(atomic.LoadUint32(q.w32(offGetters))), 1)
+				putters := 0
+				if q.maxsize > 0 && atomic.LoadUint64(q.w64(offCount)) < q.maxsize {
+					putters = q.wake(notFull, 1)
+				}
+				q.unlock()
+				q.signal(notEmpty, getters)
+				q.signal(notFull, putters)
+				continue
+			}
+		}
 		if k > 0 {
 			if err := q.putLocked(msgs[done : done+k]); err != nil {
 				q.unlock()
+				if err == errBusy {
+					// The ring must grow, which waits for the reservations
+					// in progress.
+					q.awaitReservations()
+					continue
+				}
 				return done, err
 			}
 			done += k
@@ -182,6 +227,46 @@ func (q *Queue) put(msgs []message, timeout time.Duration) (int, error) {
 		}
 	}
 	return done, nil
+}
+
+// Before an unbounded queue grows its ring for a put, the putter spins for
+// room a while if the ring holds messages that getters may take: about as
+// long as a getter takes to copy out as many bytes as the put needs, at
+// growRate, and at most growWaitMax. A queue whose getters keep up thus
+// keeps a ring that fits in the caches and stays resident, and one whose
+// getters are slow or absent grows after a short spin, which doubling makes
+// rare.
+const (
+	growRate    = 1 << 30 // bytes per second
+	growWaitMin = 2 * time.Microsecond
+	growWaitMax = 2 * time.Millisecond
+)
+
+// roomSoon reports whether a put of msgs should wait for room before it
+// grows the ring, and the ring bytes they need. The lock must be held.
+func (q *Queue) roomSoon(msgs []message) (need uint64, ok bool) {
+	for _, m := range msgs {
+		need += record(m.len())
+	}
+	head, tail := atomic.LoadUint64(q.w64(offHead)), atomic.LoadUint64(q.w64(offTail))
+	return need, q.capacity-(tail-head) < need && head != tail && need <= q.capacity
+}
+
+// awaitRoom spins, without the lock, until need ring bytes may be free, for
+// the time a getter would take to copy them out (see growRate), within
+// timeout (< 0: none).
+func (q *Queue) awaitRoom(need uint64, timeout time.Duration) {
+	d := min(max(time.Duration(need*uint64(time.Second)/growRate), growWaitMin), growWaitMax)
+	if timeout > 0 {
+		d = min(d, timeout)
+	}
+	futex.Spin(func() bool {
+		if atomic.LoadUint32(q.w32(offFlags))&flagShut != 0 {
+			return true
+		}
+		head, tail := atomic.LoadUint64(q.w64(offHead)), atomic.LoadUint64(q.w64(offTail))
+		return atomic.LoadUint64(q.w64(offCap))-(tail-head) >= need
+	}, d)
 }
 
 // Get removes the next message and copies it into buf, waiting at most
@@ -258,7 +343,7 @@ func (q *Queue) get(buf []byte, max int, lens []int, timeout time.Duration, clai
 		return lens, 0, errEmpty
 	}
 	d := deadline{timeout: timeout}
-	spun := false
+	spun, pendSpun := false, false
 	for {
 		ok, err := q.lockBy(&d)
 		if err != nil {
@@ -270,6 +355,44 @@ func (q *Queue) get(buf []byte, max int, lens []int, timeout time.Duration, clai
 		if count := atomic.LoadUint64(q.w64(offCount)); count > 0 {
 			before := len(lens)
 			lens, need, err := q.takeLocked(buf, max, lens, claim)
+			if err == errPending {
+				// The next message is still being copied in, outside the
+				// lock: wait for its putter to finish it, spinning about as
+				// long as the copy takes, then sleeping, and then checking
+				// whether the putter died.
+				if d.expired() {
+					q.unlock()
+					return lens, 0, errEmpty
+				}
+				if pendSpun {
+					if q.reap(true) {
+						q.unlock() // its putter died: it is dropped now
+						continue
+					}
+					spun = true
+					if !q.park(notEmpty, &d, &spun) {
+						return lens, 0, errClosed
+					}
+					continue
+				}
+				pendSpun = true
+				n, _ := q.lengthAt(atomic.LoadUint64(q.w64(offHead)), atomic.LoadUint64(q.w64(offTail)))
+				seq := atomic.LoadUint32(q.w32(offNotEmpty))
+				q.unlock()
+				futex.Spin(func() bool {
+					return atomic.LoadUint32(q.w32(offNotEmpty)) != seq ||
+						atomic.LoadUint32(q.w32(offFlags))&flagShut != 0
+				}, pendingWait(uint64(n)))
+				if q.closed.Load() {
+					return lens, 0, errClosed
+				}
+				continue
+			}
+			if err == nil && len(lens) == before {
+				// Only dead records were dropped: look again.
+				q.unlock()
+				continue
+			}
 			if err != nil {
 				q.unlock()
 				return lens, need, err

@@ -180,6 +180,58 @@ func TestCrashPoints(t *testing.T) {
 	}
 }
 
+// TestCrashInReservation kills a child in a put of a big message, which
+// copies it outside the lock: after reserving its record, and after copying
+// it, holding the lock to finish. Either way the message is lost, only it:
+// getters skip it, a message put after it arrives, Join does not wait for
+// it, and the ring can grow again.
+func TestCrashInReservation(t *testing.T) {
+	for _, stage := range []int{queue.StageReserved, queue.StageFilled} {
+		t.Run(strconv.Itoa(stage), func(t *testing.T) {
+			q := newQueue(t, 0, 4096)
+			cmd, out := startChild(t, "crash", q, fmt.Sprintf("bigput:%d", stage))
+			if s := readLine(t, out); s != "stopped" {
+				t.Fatalf("child said %q", s)
+			}
+			if stage == queue.StageReserved { // the lock is free: put behind it
+				if err := q.Put([]byte("after"), 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cmd.Process.Kill()
+			cmd.Wait()
+			if stage == queue.StageFilled {
+				if err := q.Put([]byte("after"), 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			buf := make([]byte, 1<<20)
+			n, err := q.Get(buf, 5*time.Second)
+			if err != nil || string(buf[:n]) != "after" {
+				t.Fatalf("Get = %d bytes, %v; want the message put after the dead one", n, err)
+			}
+			if q.Len() != 0 {
+				t.Fatalf("Len = %d", q.Len())
+			}
+			if err := q.TaskDone(); err != nil { // "after"'s
+				t.Fatal(err)
+			}
+			if ok, err := q.Join(0); !ok || err != nil {
+				t.Fatalf("Join = %v, %v: the lost message is waited for", ok, err)
+			}
+			check(t, q)
+			big := make([]byte, 1<<20) // grows the ring, and is reserved
+			if err := q.Put(big, 0); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := q.Get(buf, 0); err != nil || n != len(big) {
+				t.Fatalf("Get = %d, %v", n, err)
+			}
+			check(t, q)
+		})
+	}
+}
+
 // TestIdleGetUsesNoCPU checks a Get blocked on an empty queue sleeps in the
 // kernel instead of spinning. The bound is generous: a spinning waiter
 // would use the whole second.

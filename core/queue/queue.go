@@ -11,11 +11,13 @@
 // most the message it was putting or getting and never corrupts the ring:
 // the next process to take the lock finishes or forgets what it left.
 //
-// An unbounded queue (maxsize 0) never blocks a put: when a message does not
-// fit, the ring doubles until it does, and every process remaps when it next
-// takes the lock. When a grown ring drains, its pages are handed back to the
-// kernel (a hole is punched in the memfd) so that a burst does not pin memory.
-// maxsize bounds the number of messages, never their bytes.
+// An unbounded queue (maxsize 0) never fails a put for want of room: when a
+// message does not fit, the putter waits a moment for getters to make room
+// if they are draining the ring, and otherwise the ring doubles until it
+// fits; every process remaps when it next takes the lock. When a ring grown
+// past a few MB drains, it shrinks back and its file is truncated, so that
+// a burst does not pin memory, while a smaller ring keeps its pages
+// resident. maxsize bounds the number of messages, never their bytes.
 //
 // Waiters spin briefly and then sleep on a futex word in the header, so an
 // idle consumer costs no CPU; puts and gets issue FUTEX_WAKE only when a
@@ -43,12 +45,12 @@ import (
 // the lock, whose protocol is futex.Mutex's.
 //
 //	off   0  uint64  magic "MPGOQUEU" (0x5545555147504f4d)
-//	off   8  uint32  version (1)
+//	off   8  uint32  version (2; 1 rings never shrank, and are not attached)
 //	off  12  uint32  flags (L): bit 0 shut down (puts fail, gets drain, then fail)
 //	off  16  uint64  capacity (L): bytes of the data ring, a power of two >= 64.
-//	                 Only grows; stored last when the ring grows
-//	off  24  uint64  initial capacity: a drained ring larger than this is
-//	                 hole-punched
+//	                 Stored last when the ring grows, first when it shrinks
+//	off  24  uint64  initial capacity: a drained ring larger than this and
+//	                 than 8 MB (keepResident) shrinks back to the larger
 //	off  32  uint64  maxsize: the most messages the queue holds; 0 unbounded
 //	off  40  uint32  lock state: 0 free, 1 held, 2 held and a waiter may sleep
 //	off  44  uint32  lock holder pid; 0 when free or not yet stored
@@ -59,7 +61,7 @@ import (
 //	off  64  uint64  tail (L): byte position just past the newest message
 //	off  72  uint64  count (L): messages in the ring
 //	off  80  uint64  unfinished (L): tasks put and not yet marked done
-//	off  88  uint64  written (L): ring bytes written since the last hole punch
+//	off  88  uint64  reserved, zero (version 1 counted bytes written here)
 //	off  96  uint64  journal head   \
 //	off 104  uint64  journal tail    | the values head, tail, count and
 //	off 112  uint64  journal count   | unfinished take when the journaled
@@ -70,7 +72,11 @@ import (
 //	off 140  uint32  putters registered to sleep on it
 //	off 144  uint32  join futex word: bumped when unfinished reaches 0
 //	off 148  uint32  joiners registered to sleep on it
-//	off 152  ...     zero up to 4096
+//	off 152  uint64  reserved, zero
+//	off 160  8 slots of 16 bytes (L), one per put in progress outside the
+//	                 lock: uint64 position of its record, uint32 pid of its
+//	                 putter (0: slot free), uint32 zero
+//	off 288  ...     zero up to 4096
 //	off 4096         the data ring, capacity bytes
 //
 // Positions are byte counts since the queue was created; they never wrap
@@ -78,7 +84,9 @@ import (
 // p & (capacity-1). head <= tail and tail-head <= capacity. A message is a
 // record of 8 + len rounded up to 8 bytes:
 //
-//	+0  uint64  payload length n
+//	+0  uint64  payload length n, with flags: bit 63 pending (the payload
+//	            is still being copied in), bit 62 dead (its putter died
+//	            before it finished: getters drop the record)
 //	+8  n bytes payload, then 0..7 bytes of padding
 //
 // The length word never straddles the ring's end (positions and capacity
@@ -91,10 +99,28 @@ import (
 // applies the journal again (redo is idempotent). So an operation has
 // happened iff journal = 1 was stored.
 //
+// Reserving: a put of a message of at least 64 KB (reserveMin) copies it
+// outside the lock. Under the lock it takes a free slot (position = tail,
+// then pid), writes the length word with the pending flag and commits tail,
+// count and unfinished as any put does; it unlocks, copies the payload, and
+// under the lock again stores the length word without the flag (one store:
+// the message is then there) and frees the slot. Getters stop at a pending
+// record and wait for it. A slot whose record is not pending, or whose
+// position is outside [head, tail) (its putter died before committing), is
+// free; a pending record whose putter is dead is made dead by the getter
+// that waited for it, and dropped, with its count and unfinished. The ring
+// neither grows nor shrinks while a slot is taken, so the bytes a putter
+// copies stay where it copies them.
+//
 // Growing: the file is extended, every live byte at position p is copied
 // from index p mod old to p mod new (always into [old, new), which holds no
 // live data), and then capacity is stored. A grower killed before that store
 // leaves the old ring intact; the extra file length is harmless.
+//
+// Shrinking, only when the ring is empty (head = tail): capacity is stored,
+// then the file is truncated to it. Killed in between, the file is longer
+// than the ring, which is harmless. Every process remaps to the capacity in
+// the header whenever it takes the lock, larger or smaller.
 //
 // Waiting: a waiter, under the lock, reads the futex word and adds itself
 // to the sleepers, unlocks and FUTEX_WAITs on the value it read. A waker,
@@ -106,7 +132,7 @@ const (
 	hdrSize = 4096
 
 	magic   = 0x5545555147504f4d
-	version = 1
+	version = 2
 
 	offMagic       = 0
 	offVersion     = 8
@@ -121,7 +147,6 @@ const (
 	offTail        = 64
 	offCount       = 72
 	offUnfinished  = 80
-	offWritten     = 88
 	offJHead       = 96
 	offJTail       = 104
 	offJCount      = 112
@@ -155,6 +180,8 @@ var (
 	errFull     = fmt.Errorf("queue: %w", errs.ErrFull)
 	errClosed   = fmt.Errorf("queue: %w", errs.ErrClosed)
 	errShutDown = fmt.Errorf("queue: shut down: %w", errs.ErrClosed)
+	errBusy     = errors.New("queue: ring busy with reservations")
+	errPending  = errors.New("queue: next message pending")
 )
 
 // Queue is this process's handle on a shared queue. Its methods are safe
@@ -183,7 +210,7 @@ type Queue struct {
 	waiters atomic.Int32 // goroutines of this handle registered as sleepers
 	spin    atomic.Int32 // current spin budget, adapted to how spins go
 
-	takeovers, redos, punches, grows atomic.Int64 // counters for tests
+	takeovers, redos, shrinks, grows atomic.Int64 // counters for tests
 }
 
 var raiseOnce sync.Once

@@ -351,28 +351,28 @@ func TestGrowthUnderLoad(t *testing.T) {
 	check(t, q)
 }
 
-// TestPunch checks that a grown ring gives its memory back when it drains,
-// and works on afterwards.
-func TestPunch(t *testing.T) {
+// TestShrink checks that a ring grown past keepResident gives its memory
+// back when it drains, and works on afterwards.
+func TestShrink(t *testing.T) {
 	q := newQueue(t, 0, 4096)
 	m := pattern(1, 4000)
-	for range 1000 { // ~4 MB
+	for range 16000 { // ~64 MB
 		if err := q.Put(m, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
 	full := queue.StatsOf(q)
-	if full.Capacity < 4<<20 || full.Allocated < 3<<20 {
-		t.Fatalf("after 4 MB of puts: %+v", full)
+	if full.Capacity < 64<<20 || full.Allocated < 60<<20 {
+		t.Fatalf("after 64 MB of puts: %+v", full)
 	}
 	buf := make([]byte, 8192)
-	for range 1000 {
+	for range 16000 {
 		if n, err := q.Get(buf, 0); err != nil || !bytes.Equal(buf[:n], m) {
 			t.Fatalf("Get: %d, %v", n, err)
 		}
 	}
 	drained := queue.StatsOf(q)
-	if drained.Punches == 0 || drained.Allocated > full.Allocated/4 {
+	if drained.Shrinks == 0 || drained.Capacity > 8<<20 || drained.Allocated > full.Allocated/4 {
 		t.Fatalf("after draining: %+v (full: %+v)", drained, full)
 	}
 	for i := range 3000 {
@@ -381,10 +381,33 @@ func TestPunch(t *testing.T) {
 			t.Fatal(err)
 		}
 		if n, err := q.Get(buf, 0); err != nil || !bytes.Equal(buf[:n], m) {
-			t.Fatalf("after the punch, message %d: %d, %v", i, n, err)
+			t.Fatalf("after the shrink, message %d: %d, %v", i, n, err)
 		}
 	}
 	check(t, q)
+}
+
+// TestKeepResident checks that a ring grown no further than keepResident
+// keeps its pages when it drains, so that the next puts do not fault them
+// in again.
+func TestKeepResident(t *testing.T) {
+	q := newQueue(t, 0, 4096)
+	m := pattern(1, 4000)
+	for range 500 { // ~2 MB
+		if err := q.Put(m, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full := queue.StatsOf(q)
+	buf := make([]byte, 8192)
+	for range 500 {
+		if _, err := q.Get(buf, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := queue.StatsOf(q); s.Shrinks != 0 || s.Capacity != full.Capacity || s.Allocated < full.Allocated {
+		t.Fatalf("after draining: %+v (full: %+v)", s, full)
+	}
 }
 
 func TestLargeMessage(t *testing.T) {

@@ -19,6 +19,8 @@ const (
 	stageCopied = iota + 1
 	stageJournaled
 	stageApplying
+	stageReserved // a reserved record's payload not yet copied, lock free
+	stageFilled   // the payload copied, the lock taken to finish it
 )
 
 // testHook, when set (by tests only, before any operation), is called at
@@ -83,13 +85,13 @@ func (q *Queue) recover() error {
 }
 
 // syncMap maps the ring at the capacity in the header, if this process has
-// not yet mapped it or another one has grown it since.
+// not yet mapped it or another one has grown or shrunk it since.
 func (q *Queue) syncMap() error {
 	c := atomic.LoadUint64(q.w64(offCap))
 	if c == q.capacity {
 		return nil
 	}
-	if c < q.capacity || c < minCapacity || c > maxCapacity || c&(c-1) != 0 {
+	if c < minCapacity || c > maxCapacity || c&(c-1) != 0 {
 		return fmt.Errorf("queue: corrupt header: capacity %d, mapped %d: %w", c, q.capacity, errs.ErrInternal)
 	}
 	return q.remap(c)
@@ -157,7 +159,7 @@ func (q *Queue) grow(need uint64) error {
 // must be below tail.
 func (q *Queue) lengthAt(p, tail uint64) (int, error) {
 	i := p & (q.capacity - 1)
-	n := binary.LittleEndian.Uint64(q.data[i : i+lenSize])
+	n := binary.LittleEndian.Uint64(q.data[i:i+lenSize]) &^ lenFlags
 	if n > tail-p-lenSize {
 		return 0, fmt.Errorf("queue: corrupt ring: record of %d bytes at %d, tail %d: %w", n, p, tail, errs.ErrInternal)
 	}
@@ -185,6 +187,9 @@ func (q *Queue) putLocked(msgs []message) error {
 	}
 	head, tail := atomic.LoadUint64(q.w64(offHead)), atomic.LoadUint64(q.w64(offTail))
 	if q.capacity-(tail-head) < need {
+		if q.reserved() {
+			return errBusy
+		}
 		if err := q.grow(need); err != nil {
 			return err
 		}
@@ -201,25 +206,35 @@ func (q *Queue) putLocked(msgs []message) error {
 		}
 		p += record(n)
 	}
-	written := q.w64(offWritten)
-	atomic.StoreUint64(written, atomic.LoadUint64(written)+need)
 	k := uint64(len(msgs))
 	q.commit(head, p, atomic.LoadUint64(q.w64(offCount))+k, atomic.LoadUint64(q.w64(offUnfinished))+k)
 	return nil
 }
 
 // takeLocked copies up to max whole messages back to back into buf, as
-// many as fit, appends their lengths to lens and commits their removal.
-// The lock must be held and the queue not be empty. If the first message
-// does not fit, nothing is taken and need is its length.
+// many as fit, appends their lengths to lens and commits their removal,
+// with that of the dead records it meets. The lock must be held and the
+// queue not be empty. If the first message does not fit, nothing is taken
+// and need is its length; if it is still being copied into the ring, the
+// error is errPending.
 func (q *Queue) takeLocked(buf []byte, max int, lens []int, claim func(uint64, []byte)) (_ []int, need int, err error) {
 	head, tail := atomic.LoadUint64(q.w64(offHead)), atomic.LoadUint64(q.w64(offTail))
 	count := atomic.LoadUint64(q.w64(offCount))
-	p, off, k := head, 0, uint64(0)
-	for k < count && k < uint64(max) {
+	p, off, k, dropped := head, 0, uint64(0), uint64(0)
+	for k+dropped < count && k < uint64(max) {
+		i := p & (q.capacity - 1)
+		w := binary.LittleEndian.Uint64(q.data[i : i+lenSize])
+		if w&lenPending != 0 {
+			break
+		}
 		n, err := q.lengthAt(p, tail)
 		if err != nil {
 			return lens, 0, err
+		}
+		if w&lenDead != 0 {
+			p += record(n)
+			dropped++
+			continue
 		}
 		if n > len(buf)-off {
 			if k == 0 {
@@ -236,9 +251,12 @@ func (q *Queue) takeLocked(buf []byte, max int, lens []int, claim func(uint64, [
 		p += record(n)
 		k++
 	}
-	q.commit(p, tail, count-k, atomic.LoadUint64(q.w64(offUnfinished)))
-	if count == k && q.capacity > q.initCap && q.capacity > keepResident && atomic.LoadUint64(q.w64(offWritten)) >= q.initCap {
-		q.punch()
+	if k == 0 && dropped == 0 {
+		return lens, 0, errPending
+	}
+	q.commit(p, tail, count-k-dropped, atomic.LoadUint64(q.w64(offUnfinished))-dropped)
+	if count == k+dropped {
+		q.shrink()
 	}
 	return lens, 0, nil
 }
@@ -278,20 +296,27 @@ func (q *Queue) apply(head, tail, count, unfinished uint64) {
 	*q.w64(offUnfinished) = unfinished
 }
 
-// keepResident is the ring size up to which a drained ring keeps its
-// pages: punching them out and faulting them back in on every drain would
-// cost more than the copies when a few big messages are in flight at once.
-const keepResident = 2 << 20
+// keepResident is the ring size down to which a drained ring shrinks (or
+// its initial capacity, if larger), and which it keeps resident: a ring
+// that gave its pages back on every drain would fault them in again on the
+// next put, at a fraction of the speed of a copy, and a few big messages
+// in flight at once need a ring of a few times their size.
+const keepResident = 8 << 20
 
-// punch hands the pages of the drained ring back to the kernel; they read
-// as zero when next touched. The queue must be empty and locked.
-func (q *Queue) punch() {
-	err := unix.Fallocate(q.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, hdrSize, int64(q.capacity))
-	if err != nil {
-		err = unix.Madvise(q.data, unix.MADV_REMOVE)
+// shrink gives the memory of a drained ring grown past keepResident back
+// to the kernel: it stores the smaller capacity, then truncates the file,
+// which frees the pages past it. Killed in between, it leaves a file longer
+// than the ring, which is harmless. The queue must be empty and locked.
+func (q *Queue) shrink() {
+	c := max(q.initCap, keepResident)
+	if q.capacity <= c {
+		return
 	}
-	if err == nil {
-		atomic.StoreUint64(q.w64(offWritten), 0)
-		q.punches.Add(1)
+	atomic.StoreUint64(q.w64(offCap), c)
+	if unix.Ftruncate(q.fd, int64(hdrSize+c)) == nil {
+		q.shrinks.Add(1)
 	}
+	// A failed remap leaves the larger mapping, which syncMap retries at
+	// the next lock; only its tail is past the end of the file.
+	_ = q.remap(c)
 }

@@ -733,13 +733,18 @@ static PyObject *queue_put_raw(QueueObj *q, PyObject *const *args, Py_ssize_t na
 	const void *parts[2] = {PyBytes_AS_STRING(b), &tag};
 	int64_t lens[2] = {PyBytes_GET_SIZE(b), 1};
 	int rc;
+	/* The GIL is released anyway, so even the first attempt may wait (a
+	 * slice): an unbounded queue waits a moment for room before it grows
+	 * its ring, if getters are draining it. */
+	Slicer sl;
+	slicer_start(&sl, t);
+	double slice = 0;
+	if (t != 0 && slicer_next(&sl, &slice)) slice = 0;
 	Py_BEGIN_ALLOW_THREADS
-	rc = mpgo_queue_put_v(q->h, parts, lens, 2, 0);
+	rc = mpgo_queue_put_v(q->h, parts, lens, 2, slice);
 	Py_END_ALLOW_THREADS
 	if (rc == MPGO_EFULL && t != 0) {
-		Slicer sl;
-		slicer_start(&sl, t);
-		double slice;
+		if (PyErr_CheckSignals() < 0) return NULL;
 		while (rc == MPGO_EFULL && !slicer_next(&sl, &slice)) {
 			Py_BEGIN_ALLOW_THREADS
 			rc = mpgo_queue_put_v(q->h, parts, lens, 2, slice);
