@@ -81,9 +81,11 @@ int mpgo_process_release(int64_t handle);
  *   off  8 uint32 owner tid              off 8 uint32 sleepers
  *   off 12 uint32 count (RLock)          off 12 reserved
  *
- * A lock is free when state is 0. Uncontended acquire: CAS state 0->1, then
- * store tid, then pid, then (RLock) count 1. Release: count 0, pid 0, then
- * exchange state with 0 and FUTEX_WAKE one waiter if it was 2. A semaphore
+ * A lock is free when state is 0. State and pid are one 64-bit word (state
+ * in the low half) that changes as one: a locked lock always names its
+ * holder. Uncontended acquire: CAS the word 0 -> pid<<32|1, then store tid,
+ * then (RLock) count 1. Release: count 0, tid 0, then exchange the word with
+ * 0 and FUTEX_WAKE one waiter on state if the old state was 2. A semaphore
  * acquire is a CAS value v->v-1 (v > 0); release is a CAS v->v+1 followed by
  * FUTEX_WAKE if sleepers != 0. Waiting is done by mpgo_lock_acquire and
  * mpgo_sem_acquire, which also take a lock over from a dead holder.

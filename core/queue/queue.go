@@ -53,7 +53,7 @@ import (
 //	                 than 8 MB (keepResident) shrinks back to the larger
 //	off  32  uint64  maxsize: the most messages the queue holds; 0 unbounded
 //	off  40  uint32  lock state: 0 free, 1 held, 2 held and a waiter may sleep
-//	off  44  uint32  lock holder pid; 0 when free or not yet stored
+//	off  44  uint32  lock holder pid; 0 iff free (with off 40, one 64-bit word)
 //	off  48  uint32  reserved, zero (a holder tid; the queue does not track it)
 //	off  52  uint32  journal (L): 1 while off 96..127 hold a committed
 //	                 operation that may not be applied yet, else 0

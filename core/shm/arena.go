@@ -16,7 +16,7 @@ import (
 //	off  4  uint32  version (1)
 //	off  8  uint64  size: bytes of the arena, header included (multiple of 16)
 //	off 16  uint32  lock state: 0 free, 1 held, 2 held with sleepers
-//	off 20  uint32  lock holder pid (0 while unknown)
+//	off 20  uint32  lock holder pid; 0 iff free (with off 16, one 64-bit word)
 //	off 24  uint64  offset of the first free block, 0 if none
 //	off 32  uint64  bytes in allocated blocks, their headers and padding included
 //	off 40  uint64  number of allocated blocks

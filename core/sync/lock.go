@@ -14,18 +14,18 @@ import (
 //
 //	off  0  uint32  state: 0 unlocked, 1 locked, 2 locked and a waiter may
 //	                be asleep on it (the futex word)
-//	off  4  uint32  owner pid; 0 when unlocked or not stored yet
-//	off  8  uint32  owner tid; stale when unlocked
+//	off  4  uint32  owner pid; 0 iff unlocked. With state, one 64-bit word
+//	off  8  uint32  owner tid; 0 when unlocked
 //	off 12  uint32  recursion count (RLock); always 0 for Lock
 //
-// The C fast path may acquire without Go when uncontended: CAS state 0->1,
-// then store tid, then pid, then (RLock) count 1. Release: store 0 to
-// count, then to pid, then exchange state with 0 and, if the old value was
-// 2, FUTEX_WAKE one waiter (a shared futex: no FUTEX_PRIVATE_FLAG). The
-// order matters: a thread owns the lock iff it reads pid == its pid and
-// then tid == its tid (an RLock owner may then bump count itself), and a
-// waiter takes over a lock whose non-zero pid names a dead process.
-// Waiting and takeover are left to Go.
+// The C fast path may acquire without Go when uncontended: CAS the 64-bit
+// word at off 0 from 0 to pid<<32|1, then store tid, then (RLock) count 1.
+// Release: store 0 to count, then to tid, then exchange the 64-bit word
+// with 0 and, if the old state was 2, FUTEX_WAKE one waiter (a shared
+// futex: no FUTEX_PRIVATE_FLAG). A thread owns the lock iff it reads state
+// != 0, pid == its pid and tid == its tid (an RLock owner may then bump
+// count itself), and a waiter takes over a lock whose pid names a dead
+// process (futex.Mutex). Waiting and takeover are left to Go.
 const (
 	LockSize  = 16
 	RLockSize = 16

@@ -109,7 +109,7 @@ func TestLockHammer(t *testing.T) {
 			var n uint64
 			var wg sync.WaitGroup
 			for g := range 8 {
-				wg.Go(func() { HammerLock(l, owner(g), &n, 10000) })
+				wg.Go(func() { HammerLock(l, owner(g+1), &n, 10000) })
 			}
 			within(t, "hammer", wg.Wait)
 			if n != 8*10000 {

@@ -27,8 +27,9 @@ import (
 
 // Owner identifies the thread acting on a lock: the caller passes it
 // explicitly. Python passes os.getpid() and threading.get_native_id(); a Go
-// program may pass any Tid that is unique among its lock users. Pid must be
-// the real process id, since robustness checks whether it is alive.
+// program may pass any non-zero Tid that is unique among its lock users (0
+// marks a lock between its acquire and the store of its holder's Tid). Pid
+// must be the real process id, since robustness checks whether it is alive.
 type Owner struct {
 	Pid, Tid uint32
 }

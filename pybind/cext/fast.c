@@ -147,12 +147,12 @@ static inline int try_take(SemLock *s) {
 		}
 		return 0;
 	}
-	uint32_t z = 0;
-	if (__atomic_compare_exchange_n(v, &z, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
-		/* core/sync's order: tid before pid, so a thread of this process
-		 * never sees its own pid with a previous holder's tid. */
+	/* core/sync's protocol: state and pid are one 64-bit word, taken in
+	 * one CAS so that a locked lock always names its holder; then tid. */
+	uint64_t z = 0;
+	if (__atomic_compare_exchange_n((uint64_t *)W_STATE(s), &z, ((uint64_t)my_pid << 32) | 1, 0,
+	                                __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
 		__atomic_store_n(W_TID(s), tid(), __ATOMIC_RELAXED);
-		__atomic_store_n(W_PID(s), my_pid, __ATOMIC_RELEASE);
 		if (s->kind == MPGO_KIND_RLOCK) __atomic_store_n(W_COUNT(s), 1, __ATOMIC_RELAXED);
 		return 1;
 	}
@@ -292,12 +292,10 @@ static PyObject *semlock_release(SemLock *s, PyObject *unused) {
 		PyErr_SetString(PyExc_ValueError, "semaphore or lock released too many times");
 		return NULL;
 	}
-	/* core/sync's order: count, tid, pid, then state; robust takeover
-	 * relies on pid being cleared before state. */
+	/* core/sync's order: count, tid, then state and pid together. */
 	__atomic_store_n(W_COUNT(s), 0, __ATOMIC_RELAXED);
 	__atomic_store_n(W_TID(s), 0, __ATOMIC_RELAXED);
-	__atomic_store_n(W_PID(s), 0, __ATOMIC_RELEASE);
-	if (__atomic_exchange_n(W_STATE(s), 0, __ATOMIC_RELEASE) == 2)
+	if ((uint32_t)__atomic_exchange_n((uint64_t *)W_STATE(s), 0, __ATOMIC_RELEASE) == 2)
 		syscall(SYS_futex, W_STATE(s), FUTEX_WAKE, 1, NULL, NULL, 0);
 	Py_RETURN_NONE;
 }

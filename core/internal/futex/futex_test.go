@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/mpgo/mpgo/core/errs"
 	"github.com/mpgo/mpgo/core/internal/futex"
@@ -109,8 +110,10 @@ func TestAlive(t *testing.T) {
 }
 
 func TestMutexTakeOver(t *testing.T) {
-	var state, pid, tid uint32
-	m := futex.Mutex{State: &state, Pid: &pid, Tid: &tid}
+	var w [2]uint64 // State and Pid share an aligned 64-bit word
+	words := (*[4]uint32)(unsafe.Pointer(&w))
+	m := futex.Mutex{State: &words[0], Pid: &words[1], Tid: &words[2]}
+	pid := &words[1]
 	dead := deadChild(t, true)
 	if ok, _ := m.Lock(dead, 0, 0); !ok {
 		t.Fatal("Lock of a free mutex failed")
@@ -118,7 +121,7 @@ func TestMutexTakeOver(t *testing.T) {
 	// Even a wait shorter than a liveness slice looks before giving up.
 	me := uint32(os.Getpid())
 	ok, from := m.Lock(me, 7, 10*time.Millisecond)
-	if !ok || from != dead || pid != me || !m.Holds(me, 7) {
+	if !ok || from != dead || *pid != me || !m.Holds(me, 7) {
 		t.Fatalf("Lock = %v, %d; want the lock taken over from %d", ok, from, dead)
 	}
 	if !m.Unlock() || m.Unlock() {
@@ -127,8 +130,9 @@ func TestMutexTakeOver(t *testing.T) {
 }
 
 func TestMutexContention(t *testing.T) {
-	var state, pid uint32
-	m := futex.Mutex{State: &state, Pid: &pid}
+	var w uint64 // State and Pid share an aligned 64-bit word
+	words := (*[2]uint32)(unsafe.Pointer(&w))
+	m := futex.Mutex{State: &words[0], Pid: &words[1]}
 	n := 0
 	var wg sync.WaitGroup
 	for range 8 {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,26 +27,44 @@ const SpinFor = 20 * time.Microsecond
 // in a protocol a C fast path can follow too:
 //
 //	State  0 unlocked, 1 locked, 2 locked and a waiter may be asleep on State
-//	Pid    pid of the holder; 0 when unlocked or not yet known
-//	Tid    thread of the holder, if the lock tracks one (else nil); left
-//	       stale at unlock
+//	Pid    pid of the holder, the word right after State; 0 iff unlocked
+//	Tid    thread of the holder, if the lock tracks one (else nil); 0 while
+//	       unlocked and for an instant after a lock
 //
-//	lock:   CAS State 0->1, then store Tid, then Pid
-//	unlock: store 0 to Pid, then exchange State with 0; FUTEX_WAKE 1 if the
-//	        old value was 2
+// State and Pid are one naturally aligned 64-bit word, State in its low
+// half (little-endian), and change together: a lock or unlock is a single
+// atomic operation on it, so no instant exists at which a locked mutex has
+// no holder pid.
 //
-// Because Tid is stored before Pid and Pid is cleared first, a thread that
-// reads Pid == its pid and then Tid == its tid really holds the lock.
+//	lock:   CAS the word 0 -> pid<<32|1, then store Tid
+//	unlock: store 0 to Tid, then exchange the word with 0; FUTEX_WAKE 1 if
+//	        the old State was 2
+//
+// A thread that reads State != 0, Pid == its pid and Tid == its tid holds
+// the lock: Tid is its own only between its lock and its unlock.
 //
 // A waiter sleeps on State in slices of at most CheckEvery; between slices
 // it checks whether Pid is still alive and, if not, takes the lock over by
-// a CAS on Pid from the dead pid to its own. State stays locked throughout,
-// so the handover is atomic for everybody else. Pid 0 is never taken over:
-// a holder that dies between its CAS and its store of Pid leaves the lock
-// held, a window of a few instructions.
+// a CAS of the word from the dead holder's to its own. State stays locked
+// throughout, so the handover is atomic for everybody else. (Before the two
+// words changed together, a holder killed between its CAS of State and its
+// store of Pid, or between its clear of Pid and its release of State, left
+// the mutex locked for ever: a process killed at random in a tight loop of
+// locks hit that window in a few percent of the runs.)
 type Mutex struct {
 	State, Pid, Tid *uint32
 }
+
+// word returns State and Pid as the one 64-bit word they are.
+func (m Mutex) word() *uint64 {
+	if uintptr(unsafe.Pointer(m.Pid)) != uintptr(unsafe.Pointer(m.State))+4 ||
+		uintptr(unsafe.Pointer(m.State))%8 != 0 {
+		panic("futex: Mutex Pid must follow State in an 8-byte aligned word")
+	}
+	return (*uint64)(unsafe.Pointer(m.State))
+}
+
+func held(pid uint32, state uint64) uint64 { return uint64(pid)<<32 | state }
 
 // Lock acquires m for thread tid of process pid, waiting at most timeout
 // (< 0: no limit, 0: try once). It reports whether it got the lock and,
@@ -53,8 +72,9 @@ type Mutex struct {
 // pid. Liveness is checked every CheckEvery and before giving up, so that
 // callers retrying in short slices also take over a dead holder's lock.
 func (m Mutex) Lock(pid, tid uint32, timeout time.Duration) (ok bool, deadPid uint32) {
-	if atomic.CompareAndSwapUint32(m.State, 0, 1) {
-		m.own(pid, tid)
+	w := m.word()
+	if atomic.CompareAndSwapUint64(w, 0, held(pid, 1)) {
+		m.own(tid)
 		return true, 0
 	}
 	if timeout == 0 {
@@ -65,18 +85,25 @@ func (m Mutex) Lock(pid, tid uint32, timeout time.Duration) (ok bool, deadPid ui
 	}
 	d := NewDeadline(timeout)
 	if Spin(func() bool {
-		return atomic.LoadUint32(m.State) == 0 && atomic.CompareAndSwapUint32(m.State, 0, 1)
+		return atomic.LoadUint64(w) == 0 && atomic.CompareAndSwapUint64(w, 0, held(pid, 1))
 	}, SpinFor) {
-		m.own(pid, tid)
+		m.own(tid)
 		return true, 0
 	}
 	checked := time.Now()
 	for {
 		// Taking the lock with 2 rather than 1 may cost one needless wake at
 		// unlock, but never loses a sleeper (Drepper, "Futexes are tricky").
-		if atomic.SwapUint32(m.State, 2) == 0 {
-			m.own(pid, tid)
-			return true, 0
+		old := atomic.LoadUint64(w)
+		if old == 0 {
+			if atomic.CompareAndSwapUint64(w, 0, held(pid, 2)) {
+				m.own(tid)
+				return true, 0
+			}
+			continue
+		}
+		if uint32(old) != 2 && !atomic.CompareAndSwapUint64(w, old, old&^0xffffffff|2) {
+			continue
 		}
 		slice, expired := d.Next(CheckEvery)
 		if expired || time.Since(checked) >= CheckEvery {
@@ -92,44 +119,43 @@ func (m Mutex) Lock(pid, tid uint32, timeout time.Duration) (ok bool, deadPid ui
 	}
 }
 
-// own records the new holder of m, Tid first.
-func (m Mutex) own(pid, tid uint32) {
+// own records the holding thread.
+func (m Mutex) own(tid uint32) {
 	if m.Tid != nil {
 		atomic.StoreUint32(m.Tid, tid)
 	}
-	atomic.StoreUint32(m.Pid, pid)
 }
 
 // takeOver makes pid the holder of m if the current holder has died, and
 // returns the dead pid, or 0 if there was nothing to take over.
 func (m Mutex) takeOver(pid, tid uint32) uint32 {
-	holder := atomic.LoadUint32(m.Pid)
-	if holder == 0 || holder == pid || Alive(holder) {
+	w := m.word()
+	old := atomic.LoadUint64(w)
+	holder := uint32(old >> 32)
+	if old == 0 || holder == 0 || holder == pid || Alive(holder) {
 		return 0
 	}
-	// Unlock clears Pid before State, so Pid == holder means the dead holder
-	// never released; the CAS lets exactly one waiter inherit the lock.
-	if atomic.LoadUint32(m.State) == 0 || !atomic.CompareAndSwapUint32(m.Pid, holder, pid) {
+	// State 2: whoever sleeps on the mutex is woken at the next unlock.
+	if !atomic.CompareAndSwapUint64(w, old, held(pid, 2)) {
 		return 0
 	}
 	// Until this store Tid is the dead holder's; a thread of ours reusing
 	// that tid could misread itself as holder, in a window of nanoseconds.
-	if m.Tid != nil {
-		atomic.StoreUint32(m.Tid, tid)
-	}
+	m.own(tid)
 	return holder
 }
 
 // Unlock releases m, whoever holds it, and reports whether it was locked.
 func (m Mutex) Unlock() bool {
-	atomic.StoreUint32(m.Pid, 0)
-	switch atomic.SwapUint32(m.State, 0) {
-	case 0:
-		return false
-	case 2:
+	w := m.word()
+	if m.Tid != nil {
+		atomic.StoreUint32(m.Tid, 0)
+	}
+	old := atomic.SwapUint64(w, 0)
+	if uint32(old) == 2 {
 		Wake(m.State, 1)
 	}
-	return true
+	return old != 0
 }
 
 // Alive reports whether process pid may still be running. Unknown pids (0,
@@ -158,7 +184,9 @@ func Alive(pid uint32) bool {
 }
 
 // Holds reports whether thread tid of process pid holds m.
+// A lock that tracks threads is never held by tid 0, its Tid while
+// unlocked and between a lock and the store of the holder's Tid.
 func (m Mutex) Holds(pid, tid uint32) bool {
-	return atomic.LoadUint32(m.Pid) == pid && (m.Tid == nil || atomic.LoadUint32(m.Tid) == tid) &&
+	return atomic.LoadUint32(m.Pid) == pid && (m.Tid == nil || tid != 0 && atomic.LoadUint32(m.Tid) == tid) &&
 		atomic.LoadUint32(m.State) != 0
 }
