@@ -1196,28 +1196,22 @@ class _CorePool(object):
             self._put_many(ids, fb, payloads)
 
     def _put(self, tid, fb, payload):
-        with self.lock:
-            if self.broken is not None or self.terminating or self.stopped:
-                exc = self._stopped_error()
-            else:
-                self.outstanding.add(tid)
-                try:
-                    self.fast.pool_put(self.tq, tid, fb, payload)
-                    return True
-                except Exception as e:
-                    self.outstanding.discard(tid)
-                    exc = e
-        self.fail((tid >> 32) - 1, tid & 0xffffffff, exc)
-        return False
+        return self._submit([tid], self.fast.pool_put, tid, fb, payload)
 
     def _put_many(self, ids, fb, payloads):
+        return self._submit(ids, self.fast.pool_put_many, ids, fb, payloads)
+
+    def _submit(self, ids, put, *args):
+        '''Put tasks ids with put(task queue, *args), or fail them if the
+        pool no longer takes tasks or the put fails; return whether they
+        were put.'''
         with self.lock:
             if self.broken is not None or self.terminating or self.stopped:
                 exc = self._stopped_error()
             else:
                 self.outstanding.update(ids)
                 try:
-                    self.fast.pool_put_many(self.tq, ids, fb, payloads)
+                    put(self.tq, *args)
                     return True
                 except Exception as e:
                     self.outstanding.difference_update(ids)
