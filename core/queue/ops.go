@@ -249,6 +249,7 @@ func (q *Queue) roomSoon(msgs []message) (need uint64, ok bool) {
 		need += record(m.len())
 	}
 	head, tail := atomic.LoadUint64(q.w64(offHead)), atomic.LoadUint64(q.w64(offTail))
+	head = q.floor(head)
 	return need, q.capacity-(tail-head) < need && head != tail && need <= q.capacity
 }
 
@@ -265,7 +266,7 @@ func (q *Queue) awaitRoom(need uint64, timeout time.Duration) {
 			return true
 		}
 		head, tail := atomic.LoadUint64(q.w64(offHead)), atomic.LoadUint64(q.w64(offTail))
-		return atomic.LoadUint64(q.w64(offCap))-(tail-head) >= need
+		return atomic.LoadUint64(q.w64(offCap))-(tail-q.floor(head)) >= need
 	}, d)
 }
 
@@ -353,6 +354,19 @@ func (q *Queue) get(buf []byte, max int, lens []int, timeout time.Duration, clai
 			return lens, 0, errEmpty
 		}
 		if count := atomic.LoadUint64(q.w64(offCount)); count > 0 {
+			if claim == nil && max == 1 {
+				// A big message is copied out outside the lock.
+				head := atomic.LoadUint64(q.w64(offHead))
+				w := *q.wordAt(head)
+				if n := int(w); w&lenFlags == 0 && n >= reserveMin && n <= len(buf) &&
+					w <= atomic.LoadUint64(q.w64(offTail))-head-lenSize {
+					if putters, getters, ok := q.takeOut(buf, n); ok {
+						q.signal(notFull, putters)
+						q.signal(notEmpty, getters)
+						return append(lens, n), 0, nil
+					}
+				}
+			}
 			before := len(lens)
 			lens, need, err := q.takeLocked(buf, max, lens, claim)
 			if err == errPending {

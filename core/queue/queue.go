@@ -45,7 +45,8 @@ import (
 // the lock, whose protocol is futex.Mutex's.
 //
 //	off   0  uint64  magic "MPGOQUEU" (0x5545555147504f4d)
-//	off   8  uint32  version (2; 1 rings never shrank, and are not attached)
+//	off   8  uint32  version (3; 2 had no take-out slots, 1 rings never
+//	                 shrank; neither is attached)
 //	off  12  uint32  flags (L): bit 0 shut down (puts fail, gets drain, then fail)
 //	off  16  uint64  capacity (L): bytes of the data ring, a power of two >= 64.
 //	                 Stored last when the ring grows, first when it shrinks
@@ -76,7 +77,10 @@ import (
 //	off 160  8 slots of 16 bytes (L), one per put in progress outside the
 //	                 lock: uint64 position of its record, uint32 pid of its
 //	                 putter (0: slot free), uint32 zero
-//	off 288  ...     zero up to 4096
+//	off 288  8 slots of 16 bytes (L), one per get copying its message out
+//	                 outside the lock: uint64 position of its record, uint32
+//	                 pid of its getter (0: slot free), uint32 zero
+//	off 416  ...     zero up to 4096
 //	off 4096         the data ring, capacity bytes
 //
 // Positions are byte counts since the queue was created; they never wrap
@@ -112,6 +116,18 @@ import (
 // neither grows nor shrinks while a slot is taken, so the bytes a putter
 // copies stay where it copies them.
 //
+// Taking out: a get (not GetClaim, nor GetMany) of a message of at least
+// 64 KB copies it out outside the lock. Under the lock it takes a free
+// take-out slot (position = head, then pid) and commits the get as any get
+// does (head moves past the record, count drops); it unlocks, copies the
+// payload out, and under the lock again frees the slot. Ring space is free
+// only below the lowest of head and the positions of the taken take-out
+// slots, so no put overwrites a record being copied out. A slot whose
+// position is not below head (its getter died before committing) is free;
+// one whose getter is dead is freed by a putter that needs the room (the
+// getter's message is lost, as with a getter killed during any get). The
+// ring neither grows nor shrinks while a take-out slot is taken.
+//
 // Growing: the file is extended, every live byte at position p is copied
 // from index p mod old to p mod new (always into [old, new), which holds no
 // live data), and then capacity is stored. A grower killed before that store
@@ -132,7 +148,7 @@ const (
 	hdrSize = 4096
 
 	magic   = 0x5545555147504f4d
-	version = 2
+	version = 3
 
 	offMagic       = 0
 	offVersion     = 8

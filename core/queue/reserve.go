@@ -39,10 +39,11 @@ func (q *Queue) wordAt(p uint64) *uint64 {
 	return (*uint64)(unsafe.Pointer(&q.data[p&(q.capacity-1)]))
 }
 
-// reserved reports whether any slot is taken. The lock must be held.
+// reserved reports whether any slot, of a put or a take-out, is taken:
+// the ring must then neither grow nor shrink. The lock must be held.
 func (q *Queue) reserved() bool {
 	for i := range slotCount {
-		if atomic.LoadUint32(q.slotPid(i)) != 0 {
+		if atomic.LoadUint32(q.slotPid(i)) != 0 || atomic.LoadUint32(q.takePid(i)) != 0 {
 			return true
 		}
 	}
@@ -87,7 +88,7 @@ func (q *Queue) reap(check bool) (killed bool) {
 func (q *Queue) awaitReservations() {
 	busy := func() bool {
 		for i := range slotCount {
-			if atomic.LoadUint32(q.slotPid(i)) != 0 {
+			if atomic.LoadUint32(q.slotPid(i)) != 0 || atomic.LoadUint32(q.takePid(i)) != 0 {
 				return true
 			}
 		}
@@ -98,6 +99,7 @@ func (q *Queue) awaitReservations() {
 	}
 	if ok, err := q.lock(-1); ok && err == nil {
 		q.reap(true)
+		q.reapTakes()
 		q.unlock()
 	}
 	time.Sleep(100 * time.Microsecond)
@@ -131,7 +133,7 @@ func (q *Queue) reserve(msg message) (reservation, bool, error) {
 	n := uint64(msg.len())
 	need := record(int(n))
 	head, tail := atomic.LoadUint64(q.w64(offHead)), atomic.LoadUint64(q.w64(offTail))
-	if q.capacity-(tail-head) < need {
+	if q.capacity-(tail-q.floor(head)) < need {
 		if q.reserved() {
 			return reservation{}, false, nil
 		}

@@ -186,7 +186,7 @@ func (q *Queue) putLocked(msgs []message) error {
 		need += record(m.len())
 	}
 	head, tail := atomic.LoadUint64(q.w64(offHead)), atomic.LoadUint64(q.w64(offTail))
-	if q.capacity-(tail-head) < need {
+	if q.capacity-(tail-q.floor(head)) < need {
 		if q.reserved() {
 			return errBusy
 		}
@@ -255,7 +255,7 @@ func (q *Queue) takeLocked(buf []byte, max int, lens []int, claim func(uint64, [
 		return lens, 0, errPending
 	}
 	q.commit(p, tail, count-k-dropped, atomic.LoadUint64(q.w64(offUnfinished))-dropped)
-	if count == k+dropped {
+	if count == k+dropped && !q.reserved() {
 		q.shrink()
 	}
 	return lens, 0, nil

@@ -24,6 +24,7 @@ import errno
 import io
 import itertools
 import os
+import pickle
 import select
 import selectors
 import socket
@@ -43,6 +44,12 @@ _ForkingPickler = reduction.ForkingPickler
 _dumps_msg = reduction.dumps_msg
 _loads = _ForkingPickler.loads
 _RAW_MIN = _fast.RAW_MIN
+_pickle_dumps = pickle.dumps
+
+
+def _noop():
+    pass
+
 _fast.set_oob_loads(reduction.oob_loads)
 
 #
@@ -490,6 +497,23 @@ class RingConnection(Connection):
         self._peer_alive = _fast.SemLock(mv[16 + 16 * self._peer:32 + 16 * self._peer],
                                          kind, 1, vmax, new)
         self._sends = 0
+        # send() and recv() are each one C call in the common case: the
+        # pickling, the ring and the doorbell, as a Queue's put and get.
+        # Each direction gets a Queue object of its own, configured with the
+        # doorbell of the side that direction wakes.
+        self._put_obj = self._get_obj = None
+        if writable:
+            fq = _fast.Queue(rout.handle)
+            fq.configure(_dumps_msg, _loads, _pickle_dumps, reduction._PLAIN,
+                         self._ctl, self._peer, 2 + self._peer,
+                         self._peer_bell_w, _noop, "connection is closed")
+            self._put_obj = fq.put_obj
+        if readable:
+            fq = _fast.Queue(rin.handle)
+            fq.configure(_dumps_msg, _loads, _pickle_dumps, reduction._PLAIN,
+                         self._ctl, side, 2 + side, self._bell_r,
+                         self._drain_if_empty, "connection is closed")
+            self._get_obj = fq.get_obj2
         super().__init__(self._bell_r if readable else self._peer_bell_w,
                          readable, writable)
 
@@ -500,6 +524,7 @@ class RingConnection(Connection):
                 _close(fd)
         self._bell_r = self._peer_bell_w = None
         self._in = self._out = self._rin = self._rout = None
+        self._put_obj = self._get_obj = None
 
     def fileno(self):
         """The doorbell: readable when a message is (or may be) waiting.
@@ -543,18 +568,13 @@ class RingConnection(Connection):
         if self._out is None:
             self._check_closed()
             self._check_writable()
-        self._check_peer()
-        out = self._out
-        if type(obj) is bytes and len(obj) >= _RAW_MIN:
-            out.put_raw(obj)
-        else:
-            data = _dumps_msg(obj)
-            if type(data) is list:
-                out.put_parts(data)
-            else:
-                out.put(data)
-        if self._ctl[self._peer] or self._ctl[2 + self._peer]:
-            self._ring_peer()
+        self._sends = sends = self._sends + 1
+        if not self._peer_alive._get_value() or (
+                not sends % self._CHECK_EVERY and self._peer_dead()):
+            raise BrokenPipeError(errno.EPIPE, "the other end of the pipe is closed")
+        # Pickles (or sends raw, or out of band), puts and rings the peer's
+        # doorbell if it waits on it.
+        self._put_obj(obj)
 
     def _peer_gone(self):
         p = select.poll()
@@ -597,7 +617,11 @@ class RingConnection(Connection):
         if self._in is None:
             self._check_closed()
             self._check_readable()
-        return self._get(True)
+        try:
+            # Waits up to 0.1 s in C, then looks whether the peer is gone.
+            return self._get_obj(True, 0.1)
+        except Empty:
+            return self._get(True)
 
     def recv_bytes(self, maxlength=None):
         """Receive bytes data as a bytes object."""
