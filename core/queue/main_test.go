@@ -93,6 +93,14 @@ func child(role, ref, arg string) error {
 				return err
 			}
 		}
+	case "drain": // get messages until killed, half of them big (copied outside the lock)
+		buf := make([]byte, 1<<18)
+		fmt.Println("ready")
+		for {
+			if _, err := q.Get(buf, -1); err != nil {
+				return err
+			}
+		}
 	case "crash": // stop in a put or get at the stage in arg ("put:2"), until killed
 		op, s, _ := strings.Cut(arg, ":")
 		stage, _ := strconv.Atoi(s)
