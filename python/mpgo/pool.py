@@ -869,6 +869,21 @@ _BY_REFERENCE = (types.FunctionType, types.BuiltinFunctionType, type)
 _dumps = reduction.ForkingPickler.dumps
 
 
+class _TupleSlices(object):
+    '''A range whose slices are tuples.'''
+
+    __slots__ = ('r',)
+
+    def __init__(self, r):
+        self.r = r
+
+    def __len__(self):
+        return len(self.r)
+
+    def __getitem__(self, s):
+        return tuple(self.r[s])
+
+
 def _core_worker(initializer, initargs, wrap_exception):
     '''The loop of a pool worker process (the target of its Process).'''
     from . import _engine, process
@@ -1167,8 +1182,11 @@ class _CorePool(object):
         base = (job + 1) << 32
         # A chunk of a range, list or tuple is its slice: a range's is a
         # range, whose pickle is a few bytes where CPython makes and pickles
-        # a tuple of every number in it.
+        # a tuple of every number in it. Short chunks of a range are tuples,
+        # which pickle faster than a range does.
         sliced = type(iterable) in (range, list, tuple)
+        if type(iterable) is range and chunksize <= 64:
+            iterable = _TupleSlices(iterable)
         chunks = Pool._get_tasks(func, iterable, chunksize)
         ids, payloads, size = [], [], 0
         for i in range(nchunks):
