@@ -285,6 +285,20 @@ def _helper_reraises_exception(ex):
 #
 
 
+def _deliver(cache, job, i, obj):
+    '''Set the result of task i of job, if the job is still waited for.'''
+    try:
+        result = cache[job]
+    except KeyError:
+        return
+    try:
+        result._set(i, obj)
+    except Exception:
+        # A callback raised: report it, and keep handling results.
+        sys.stderr.write('Exception in a callback of %r:\n' % (result,))
+        traceback.print_exc()
+
+
 class _PoolCache(dict):
     """
     Class that implements a cache for the Pool class that will notify
@@ -657,16 +671,7 @@ class _Workers(object):
             self.deliver(job, i, (False, exc))
 
     def deliver(self, job, i, obj):
-        try:
-            result = self.cache[job]
-        except KeyError:
-            return
-        try:
-            result._set(i, obj)
-        except Exception:
-            # A callback raised: report it, and keep handling results.
-            sys.stderr.write('Exception in a callback of %r:\n' % (result,))
-            traceback.print_exc()
+        _deliver(self.cache, job, i, obj)
 
     def should_exit(self):
         with self.lock:
@@ -1302,16 +1307,7 @@ class _CorePool(object):
             pass        # stopped: the result handler has ended
 
     def deliver(self, job, i, obj):
-        try:
-            result = self.cache[job]
-        except KeyError:
-            return
-        try:
-            result._set(i, obj)
-        except Exception:
-            # A callback raised: report it, and keep handling results.
-            sys.stderr.write('Exception in a callback of %r:\n' % (result,))
-            traceback.print_exc()
+        _deliver(self.cache, job, i, obj)
 
     def break_pool(self, exc):
         with self.lock:
