@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "mpgo.h"
+#include "plain.h"
 
 #define POOL_SLICE 0.1
 #define TASK_HDR 10
@@ -67,6 +68,7 @@ typedef struct {
 	char *buf;
 	int64_t cap;
 	PyObject *last_fn;  /* the function bytes of the last task, reused when equal */
+	plainbuf out;       /* serve()'s result pickles */
 } PoolWorkerObj;
 
 static int pw_init(PoolWorkerObj *w, PyObject *args, PyObject *kw) {
@@ -84,6 +86,7 @@ static int pw_init(PoolWorkerObj *w, PyObject *args, PyObject *kw) {
 static void pw_dealloc(PoolWorkerObj *w) {
 	if (w->h) mpgo_pool_worker_close(w->h);
 	PyMem_RawFree(w->buf);
+	plainbuf_free(&w->out);
 	Py_CLEAR(w->last_fn);
 	Py_TYPE(w)->tp_free((PyObject *)w);
 }
@@ -101,52 +104,67 @@ static int take_op(void *a, double slice) {
 	return mpgo_pool_worker_take(ta->w->h, ta->w->buf, ta->w->cap, slice, &ta->n);
 }
 
+/* take_next takes the next task into w->buf: 1 with *id, w->last_fn (a new
+ * reference in *fn) and the payload at w->buf + *off, *n bytes long; 0 once
+ * the pool has stopped (or on timeout); -1 with an exception set. */
+static int take_next(PoolWorkerObj *w, double t, uint64_t *id, PyObject **fn,
+		     int64_t *off, int64_t *n) {
+	take_arg ta = {w, 0};
+	int rc;
+	if (w->cap > POOL_SCRATCH) {
+		/* A big task passed: give its buffer back. */
+		char *nb = PyMem_RawRealloc(w->buf, POOL_SCRATCH);
+		if (nb) { w->buf = nb; w->cap = POOL_SCRATCH; }
+	}
+	for (;;) {
+		rc = take_op(&ta, 0);
+		if (rc == MPGO_EEMPTY && t != 0) rc = wait_loop(take_op, &ta, t);
+		if (rc == -1000) return -1;
+		if (rc != MPGO_ETOOSHORT) break;
+		char *nb = PyMem_RawRealloc(w->buf, ta.n);
+		if (!nb) { PyErr_NoMemory(); return -1; }
+		w->buf = nb;
+		w->cap = ta.n;
+	}
+	if (rc == MPGO_ECLOSED || rc == MPGO_EEMPTY) return 0;
+	if (rc < 0) { mpgo_fast_raise_code(rc); return -1; }
+	if (ta.n < TASK_HDR) {
+		PyErr_SetString(PyExc_RuntimeError, "mpgo pool: short task message");
+		return -1;
+	}
+	*id = get_u64(w->buf);
+	uint16_t fl;
+	memcpy(&fl, w->buf + 8, 2);
+	if (TASK_HDR + (int64_t)fl > ta.n) {
+		PyErr_SetString(PyExc_RuntimeError, "mpgo pool: bad task message");
+		return -1;
+	}
+	if (w->last_fn && PyBytes_GET_SIZE(w->last_fn) == fl &&
+	    memcmp(PyBytes_AS_STRING(w->last_fn), w->buf + TASK_HDR, fl) == 0) {
+		*fn = Py_NewRef(w->last_fn);  /* its hash is cached: cheap lookups */
+	} else {
+		*fn = PyBytes_FromStringAndSize(w->buf + TASK_HDR, fl);
+		if (!*fn) return -1;
+		Py_XSETREF(w->last_fn, Py_NewRef(*fn));
+	}
+	*off = TASK_HDR + fl;
+	*n = ta.n - TASK_HDR - fl;
+	return 1;
+}
+
 /* take(timeout=None) -> (id, function bytes, payload bytes), or None once the
  * pool has stopped (or on timeout). */
 static PyObject *pw_take(PoolWorkerObj *w, PyObject *const *args, Py_ssize_t nargs) {
 	double t;
 	if (timeout_arg(nargs > 0 ? args[0] : NULL, &t) < 0) return NULL;
-	take_arg ta = {w, 0};
-	int rc;
-	for (;;) {
-		rc = take_op(&ta, 0);
-		if (rc == MPGO_EEMPTY && t != 0) rc = wait_loop(take_op, &ta, t);
-		if (rc == -1000) return NULL;
-		if (rc != MPGO_ETOOSHORT) break;
-		char *nb = PyMem_RawRealloc(w->buf, ta.n);
-		if (!nb) return PyErr_NoMemory();
-		w->buf = nb;
-		w->cap = ta.n;
-	}
-	if (rc == MPGO_ECLOSED || rc == MPGO_EEMPTY) Py_RETURN_NONE;
-	if (rc < 0) { mpgo_fast_raise_code(rc); return NULL; }
-	if (ta.n < TASK_HDR) {
-		PyErr_SetString(PyExc_RuntimeError, "mpgo pool: short task message");
-		return NULL;
-	}
-	uint64_t id = get_u64(w->buf);
-	uint16_t fl;
-	memcpy(&fl, w->buf + 8, 2);
-	if (TASK_HDR + (int64_t)fl > ta.n) {
-		PyErr_SetString(PyExc_RuntimeError, "mpgo pool: bad task message");
-		return NULL;
-	}
+	uint64_t id;
 	PyObject *fn;
-	if (w->last_fn && PyBytes_GET_SIZE(w->last_fn) == fl &&
-	    memcmp(PyBytes_AS_STRING(w->last_fn), w->buf + TASK_HDR, fl) == 0) {
-		fn = Py_NewRef(w->last_fn);  /* its hash is cached: cheap lookups */
-	} else {
-		fn = PyBytes_FromStringAndSize(w->buf + TASK_HDR, fl);
-		if (!fn) return NULL;
-		Py_XSETREF(w->last_fn, Py_NewRef(fn));
-	}
-	PyObject *payload = PyBytes_FromStringAndSize(w->buf + TASK_HDR + fl, ta.n - TASK_HDR - fl);
+	int64_t off, n;
+	int got = take_next(w, t, &id, &fn, &off, &n);
+	if (got < 0) return NULL;
+	if (got == 0) Py_RETURN_NONE;
+	PyObject *payload = PyBytes_FromStringAndSize(w->buf + off, n);
 	if (!payload) { Py_DECREF(fn); return NULL; }
-	if (w->cap > POOL_SCRATCH && ta.n <= POOL_SCRATCH) {
-		/* A big task passed: give its buffer back. */
-		char *nb = PyMem_RawRealloc(w->buf, POOL_SCRATCH);
-		if (nb) { w->buf = nb; w->cap = POOL_SCRATCH; }
-	}
 	PyObject *id_obj = PyLong_FromUnsignedLongLong(id);
 	if (!id_obj) { Py_DECREF(fn); Py_DECREF(payload); return NULL; }
 	PyObject *r = PyTuple_New(3);
@@ -214,11 +232,254 @@ static PyObject *pw_close(PoolWorkerObj *w, PyObject *unused) {
 	Py_RETURN_NONE;
 }
 
+/* ---- serve: the worker's loop ---- */
+
+/* Task kinds (pool.py's _APPLY ... _APPLY_ARGS) and result statuses. */
+enum { K_APPLY, K_MAP, K_STARMAP, K_CALL, K_APPLY_ARGS };
+enum { S_OK, S_ERROR };
+
+static PyObject *as_tuple(PyObject *x) {
+	return PyTuple_CheckExact(x) ? Py_NewRef(x) : PySequence_Tuple(x);
+}
+
+/* run_task runs one task of kind on its argument x, as pool.py documents. */
+static PyObject *run_task(long kind, PyObject *func, PyObject *x) {
+	switch (kind) {
+	case K_CALL:
+		return PyObject_CallOneArg(func, x);
+	case K_APPLY_ARGS: {
+		PyObject *a = as_tuple(x);
+		if (!a) return NULL;
+		PyObject *r = PyObject_Call(func, a, NULL);
+		Py_DECREF(a);
+		return r;
+	}
+	case K_APPLY: {
+		if (!PyTuple_CheckExact(x) || PyTuple_GET_SIZE(x) != 2) {
+			PyErr_SetString(PyExc_TypeError, "mpgo pool: apply task is not (args, kwds)");
+			return NULL;
+		}
+		PyObject *a = as_tuple(PyTuple_GET_ITEM(x, 0)), *k = PyTuple_GET_ITEM(x, 1), *kw;
+		if (!a) return NULL;
+		if (PyDict_CheckExact(k)) {
+			kw = Py_NewRef(k);
+		} else if (!(kw = PyDict_New()) || PyDict_Merge(kw, k, 1) < 0) {
+			Py_DECREF(a);
+			Py_XDECREF(kw);
+			return NULL;
+		}
+		PyObject *r = PyObject_Call(func, a, PyDict_GET_SIZE(kw) ? kw : NULL);
+		Py_DECREF(a);
+		Py_DECREF(kw);
+		return r;
+	}
+	case K_MAP:
+	case K_STARMAP: {
+		PyObject *seq = PySequence_Fast(x, "mpgo pool: a chunk must be iterable");
+		if (!seq) return NULL;
+		Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+		PyObject *res = PyList_New(n);
+		for (Py_ssize_t i = 0; res && i < n; i++) {
+			/* seq may be the list itself, which func could change. */
+			if (i >= PySequence_Fast_GET_SIZE(seq)) {
+				PyErr_SetString(PyExc_RuntimeError, "mpgo pool: a chunk changed size");
+				Py_CLEAR(res);
+				break;
+			}
+			PyObject *item = Py_NewRef(PySequence_Fast_GET_ITEM(seq, i)), *r;
+			if (kind == K_MAP) {
+				r = PyObject_CallOneArg(func, item);
+			} else {
+				PyObject *a = as_tuple(item);
+				r = a ? PyObject_Call(func, a, NULL) : NULL;
+				Py_XDECREF(a);
+			}
+			Py_DECREF(item);
+			if (!r) Py_CLEAR(res);
+			else PyList_SET_ITEM(res, i, r);
+		}
+		Py_DECREF(seq);
+		return res;
+	}
+	}
+	PyErr_Format(PyExc_RuntimeError, "mpgo pool: unknown task kind %ld", kind);
+	return NULL;
+}
+
+/* caught returns the exception being raised, with its traceback attached,
+ * if it is an Exception (a task's failure); NULL, leaving it raised, for
+ * any other BaseException (SystemExit, KeyboardInterrupt), which ends the
+ * worker as it would end a Python loop. */
+static PyObject *caught(void) {
+	if (!PyErr_ExceptionMatches(PyExc_Exception)) return NULL;
+	PyObject *t, *v, *tb;
+	PyErr_Fetch(&t, &v, &tb);
+	PyErr_NormalizeException(&t, &v, &tb);
+	if (tb && v) PyException_SetTraceback(v, tb);
+	Py_XDECREF(t);
+	Py_XDECREF(tb);
+	return v;
+}
+
+/* flush_std flushes sys.stdout and sys.stderr, as util._flush_std_streams. */
+static int flush_std(void) {
+	static const char *names[] = {"stdout", "stderr"};
+	static PyObject *flush_name;
+	if (!flush_name && !(flush_name = PyUnicode_InternFromString("flush"))) return -1;
+	for (int i = 0; i < 2; i++) {
+		PyObject *f = PySys_GetObject(names[i]);
+		if (!f) continue;
+		PyObject *r = PyObject_CallMethodNoArgs(f, flush_name);
+		if (r) { Py_DECREF(r); continue; }
+		if (!PyErr_ExceptionMatches(PyExc_AttributeError) &&
+		    !PyErr_ExceptionMatches(PyExc_ValueError))
+			return -1;
+		PyErr_Clear();
+	}
+	return 0;
+}
+
+/* serve(funcs, resolve, loads, dumps, on_error, on_encode_error, limit,
+ *       big, backlog, max_backoff) -> (completed, stopped)
+ *
+ * The worker's loop, run until limit tasks are done (0: no limit) or the
+ * pool stops. For each task: its (kind, func) is funcs[function bytes], or
+ * resolve(function bytes) (which caches it in funcs); its argument is read
+ * in C when plain, else with loads; the result is pickled in C when plain,
+ * else with dumps. A task that raises an Exception sends on_error(exc); a
+ * result that fails to pickle sends on_encode_error(exc, result), a body.
+ * What the task printed is flushed before its result goes. After a result
+ * of big bytes or more it waits (at most max_backoff seconds) until at most
+ * backlog results are left unread: the parent unpickles a big result at
+ * about the cost of making it, and should not be left with a pile. */
+static PyObject *pw_serve(PoolWorkerObj *w, PyObject *const *args, Py_ssize_t nargs) {
+	if (nargs != 10 || !PyDict_Check(args[0])) {
+		PyErr_SetString(PyExc_TypeError, "serve(funcs: dict, resolve, loads, dumps, on_error, "
+				"on_encode_error, limit, big, backlog, max_backoff)");
+		return NULL;
+	}
+	PyObject *funcs = args[0], *resolve = args[1], *loads = args[2], *dumps = args[3];
+	PyObject *on_error = args[4], *on_encode_error = args[5];
+	long long limit = PyLong_AsLongLong(args[6]);
+	Py_ssize_t big = PyLong_AsSsize_t(args[7]);
+	long long backlog = PyLong_AsLongLong(args[8]);
+	double max_backoff = PyFloat_AsDouble(args[9]);
+	if (PyErr_Occurred()) return NULL;
+	long long completed = 0;
+	int stopped = 0;
+	while (!limit || completed < limit) {
+		uint64_t id;
+		PyObject *fn = NULL, *entry = NULL, *x = NULL, *result = NULL, *body = NULL;
+		int64_t off, n;
+		int r = take_next(w, -1, &id, &fn, &off, &n);
+		if (r < 0) return NULL;
+		if (r == 0) { stopped = 1; break; }
+		int status = S_OK;
+		entry = PyDict_GetItemWithError(funcs, fn);
+		if (entry) Py_INCREF(entry);
+		else if (!PyErr_Occurred()) entry = PyObject_CallOneArg(resolve, fn);
+		if (entry && (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2)) {
+			PyErr_SetString(PyExc_TypeError, "mpgo pool: resolve() must give (kind, func)");
+			Py_CLEAR(entry);
+		}
+		long kind = entry ? PyLong_AsLong(PyTuple_GET_ITEM(entry, 0)) : -1;
+		if (entry && !PyErr_Occurred()) {
+			x = plain_load(w->buf + off, n);
+			if (!x && !PyErr_Occurred()) {
+				PyObject *b = PyBytes_FromStringAndSize(w->buf + off, n);
+				if (b) {
+					x = PyObject_CallOneArg(loads, b);
+					Py_DECREF(b);
+				}
+			}
+			if (x) result = run_task(kind, PyTuple_GET_ITEM(entry, 1), x);
+		}
+		if (!result) {
+			PyObject *e = caught();
+			if (!e) goto fail;
+			result = PyObject_CallOneArg(on_error, e);
+			Py_DECREF(e);
+			if (!result) goto fail;
+			status = S_ERROR;
+		}
+		Py_CLEAR(x);
+		const char *bp;
+		Py_ssize_t bn;
+		w->out.n = 0;
+		int pr = plain_dump(&w->out, result);
+		if (pr < 0) goto fail;
+		if (pr == 1) {
+			bp = w->out.p;
+			bn = w->out.n;
+		} else {
+			body = PyObject_CallOneArg(dumps, result);
+			if (!body) {
+				PyObject *e = caught();
+				if (!e) goto fail;
+				body = PyObject_CallFunctionObjArgs(on_encode_error, e, result, NULL);
+				Py_DECREF(e);
+				if (!body) goto fail;
+				status = S_ERROR;
+			}
+			if (!PyBytes_Check(body)) {
+				PyObject *b = PyBytes_FromObject(body);
+				if (!b) goto fail;
+				Py_SETREF(body, b);
+			}
+			bp = PyBytes_AS_STRING(body);
+			bn = PyBytes_GET_SIZE(body);
+		}
+		/* What the task printed goes out before its result does, so that
+		 * it is not lost if the pool is then terminated. */
+		if (flush_std() < 0) goto fail;
+		int rc;
+		if (bn < POOL_BIG) {
+			rc = mpgo_pool_worker_done(w->h, id, status, bp, bn);
+		} else {
+			Py_BEGIN_ALLOW_THREADS
+			rc = mpgo_pool_worker_done(w->h, id, status, bp, bn);
+			Py_END_ALLOW_THREADS
+		}
+		if (rc < 0) { mpgo_fast_raise_code(rc); goto fail; }
+		Py_DECREF(fn);
+		Py_DECREF(entry);
+		Py_DECREF(result);
+		Py_XDECREF(body);
+		if (w->out.cap > POOL_SCRATCH) plainbuf_free(&w->out);
+		completed++;
+		if (bn >= big) {
+			_PyTime_t deadline = _PyTime_GetMonotonicClock() + (_PyTime_t)(max_backoff * 1e9);
+			for (;;) {
+				int64_t left = 0;
+				if (mpgo_pool_worker_backlog(w->h, &left) < 0 || left <= backlog ||
+				    _PyTime_GetMonotonicClock() >= deadline)
+					break;
+				Py_BEGIN_ALLOW_THREADS
+				usleep(1000);
+				Py_END_ALLOW_THREADS
+				if (PyErr_CheckSignals() < 0) return NULL;
+			}
+		}
+		continue;
+	fail:
+		Py_XDECREF(fn);
+		Py_XDECREF(entry);
+		Py_XDECREF(x);
+		Py_XDECREF(result);
+		Py_XDECREF(body);
+		return NULL;
+	}
+	return Py_BuildValue("(LO)", completed, stopped ? Py_True : Py_False);
+}
+
 static PyMethodDef pw_methods[] = {
 	{"ready", (PyCFunction)pw_ready, METH_NOARGS, "ready(): tell the parent the worker is ready."},
 	{"take", (PyCFunction)(void (*)(void))pw_take, METH_FASTCALL,
 	 "take(timeout=None) -> (id, function, payload) or None once the pool stops."},
 	{"done", (PyCFunction)(void (*)(void))pw_done, METH_FASTCALL, "done(id, status, body)"},
+	{"serve", (PyCFunction)(void (*)(void))pw_serve, METH_FASTCALL,
+	 "serve(funcs, resolve, loads, dumps, on_error, on_encode_error, limit, big, backlog, "
+	 "max_backoff) -> (completed, stopped): the worker's loop."},
 	{"report", (PyCFunction)(void (*)(void))pw_report, METH_FASTCALL, "report(status, body)"},
 	{"backlog", (PyCFunction)pw_backlog, METH_NOARGS,
 	 "backlog() -> how many results the parent has not read yet."},
@@ -322,6 +583,171 @@ out:
 	Py_DECREF(ids);
 	Py_DECREF(pls);
 	return res;
+}
+
+/* chunk_batch is the task messages of pool_put_chunks, end to end. */
+typedef struct {
+	plainbuf b;
+	Py_ssize_t n;          /* messages */
+	int64_t starts[257];   /* offsets: message k is [starts[k], starts[k+1]) */
+} chunk_batch;
+
+#define CHUNK_BATCH 256
+#define CHUNK_BYTES (64 * 1024)
+
+static int flush_chunks(long long qh, chunk_batch *cb) {
+	if (cb->n == 0) return 0;
+	const void *ptrs[CHUNK_BATCH];
+	int64_t lens[CHUNK_BATCH], done = 0;
+	for (Py_ssize_t k = 0; k < cb->n; k++) {
+		ptrs[k] = cb->b.p + cb->starts[k];
+		lens[k] = cb->starts[k + 1] - cb->starts[k];
+	}
+	int rc;
+	if (cb->b.n < POOL_BIG) {
+		rc = mpgo_queue_put_many(qh, ptrs, lens, cb->n, -1, &done);
+	} else {
+		Py_BEGIN_ALLOW_THREADS
+		rc = mpgo_queue_put_many(qh, ptrs, lens, cb->n, -1, &done);
+		Py_END_ALLOW_THREADS
+	}
+	cb->n = 0;
+	cb->b.n = 0;
+	if (rc < 0) { mpgo_fast_raise_code(rc); return -1; }
+	return 0;
+}
+
+/* pool_put_chunks(queue, base, fn, seq, chunksize, i0, i1, fallback)
+ *     -> [(i, exception)]
+ *
+ * Puts the tasks i0 <= i < i1 of a map over seq (a list, tuple or range):
+ * task i has the id base | i, the function bytes fn, and as payload the
+ * tuple of seq[i*chunksize:(i+1)*chunksize], pickled here when its items
+ * are plain, else fallback(i) (bytes). The tasks go in commits of at most
+ * 256 tasks or 64 KiB, so that workers start on the first while the next
+ * is made. Returns the tasks whose fallback raised, which were not put. */
+static PyObject *pool_put_chunks(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+	if (nargs != 8 || !PyBytes_Check(args[2])) {
+		PyErr_SetString(PyExc_TypeError,
+				"pool_put_chunks(queue, base, fn: bytes, seq, chunksize, i0, i1, fallback)");
+		return NULL;
+	}
+	if (mpgo_fast_check_forked() < 0) return NULL;
+	long long qh = PyLong_AsLongLong(args[0]);
+	unsigned long long base = PyLong_AsUnsignedLongLong(args[1]);
+	PyObject *fn = args[2], *seq = args[3], *fallback = args[7];
+	Py_ssize_t cs = PyLong_AsSsize_t(args[4]);
+	Py_ssize_t i0 = PyLong_AsSsize_t(args[5]), i1 = PyLong_AsSsize_t(args[6]);
+	if (PyErr_Occurred()) return NULL;
+	Py_ssize_t fl = PyBytes_GET_SIZE(fn);
+	if (fl > 65535 || cs < 1) {
+		PyErr_SetString(PyExc_ValueError, "pool_put_chunks: bad function or chunksize");
+		return NULL;
+	}
+	int is_range = PyRange_Check(seq);
+	long long rstart = 0, rstep = 0;
+	Py_ssize_t len;
+	if (is_range) {
+		PyObject *a = PyObject_GetAttrString(seq, "start");
+		PyObject *b = a ? PyObject_GetAttrString(seq, "step") : NULL;
+		int overflow = 0;
+		if (b) {
+			rstart = PyLong_AsLongLongAndOverflow(a, &overflow);
+			if (!overflow) rstep = PyLong_AsLongLongAndOverflow(b, &overflow);
+		}
+		Py_XDECREF(a);
+		Py_XDECREF(b);
+		if (PyErr_Occurred()) return NULL;
+		len = PyObject_Size(seq);
+		if (len < 0) return NULL;
+		/* Numbers past 64 bits are pickled by fallback. */
+		if (overflow || (len && (rstart + (long double)rstep * (len - 1) > 9.2e18 ||
+					 rstart + (long double)rstep * (len - 1) < -9.2e18)))
+			is_range = -1;
+	} else if (PyList_CheckExact(seq) || PyTuple_CheckExact(seq)) {
+		len = Py_SIZE(seq);
+	} else {
+		PyErr_SetString(PyExc_TypeError, "pool_put_chunks: seq must be a list, tuple or range");
+		return NULL;
+	}
+	PyObject *failures = PyList_New(0);
+	if (!failures) return NULL;
+	chunk_batch *cb = PyMem_Calloc(1, sizeof *cb);
+	if (!cb) { Py_DECREF(failures); return PyErr_NoMemory(); }
+	for (Py_ssize_t i = i0; i < i1; i++) {
+		Py_ssize_t start = cb->b.n, lo = i * cs, hi = lo + cs;
+		char hdr[TASK_HDR];
+		put_u64(hdr, base | (unsigned long long)i);
+		uint16_t fl16 = (uint16_t)fl;
+		memcpy(hdr + 8, &fl16, 2);
+		if (plainbuf_put(&cb->b, hdr, TASK_HDR) < 0 ||
+		    plainbuf_put(&cb->b, PyBytes_AS_STRING(fn), fl) < 0)
+			goto fail;
+		Py_ssize_t body = cb->b.n;
+		int r = 0;
+		if (is_range >= 0 && hi > len) hi = len;
+		if (is_range >= 0 && lo < hi) {
+			if (plain_begin(&cb->b) < 0 || plainbuf_put(&cb->b, "(", 1) < 0) goto fail;
+			r = 1;
+			for (Py_ssize_t k = lo; r == 1 && k < hi; k++) {
+				if (is_range) {
+					r = plain_int(&cb->b, rstart + rstep * (long long)k);
+				} else if (k < Py_SIZE(seq)) {
+					PyObject *x = PyList_CheckExact(seq) ? PyList_GET_ITEM(seq, k)
+									     : PyTuple_GET_ITEM(seq, k);
+					r = plain_item(&cb->b, x, 1);
+				} else {
+					r = 0;
+				}
+			}
+			if (r < 0) goto fail;
+			if (r == 1 && (plainbuf_put(&cb->b, "t", 1) < 0 || plain_end(&cb->b) < 0)) goto fail;
+		}
+		if (r == 0) {
+			/* Not plain: fallback pickles it. */
+			cb->b.n = body;
+			PyObject *io = PyLong_FromSsize_t(i);
+			if (!io) goto fail;
+			PyObject *pl = PyObject_CallOneArg(fallback, io);
+			if (!pl) {
+				PyObject *t, *v, *tb;
+				if (!PyErr_ExceptionMatches(PyExc_Exception)) { Py_DECREF(io); goto fail; }
+				PyErr_Fetch(&t, &v, &tb);
+				PyErr_NormalizeException(&t, &v, &tb);
+				if (tb && v) PyException_SetTraceback(v, tb);
+				Py_XDECREF(t);
+				Py_XDECREF(tb);
+				PyObject *pair = PyTuple_Pack(2, io, v ? v : Py_None);
+				Py_DECREF(io);
+				Py_XDECREF(v);
+				if (!pair || PyList_Append(failures, pair) < 0) { Py_XDECREF(pair); goto fail; }
+				Py_DECREF(pair);
+				cb->b.n = start;
+				continue;
+			}
+			Py_DECREF(io);
+			Py_buffer v;
+			if (PyObject_GetBuffer(pl, &v, PyBUF_SIMPLE) < 0) { Py_DECREF(pl); goto fail; }
+			int rc = plainbuf_put(&cb->b, v.buf, v.len);
+			PyBuffer_Release(&v);
+			Py_DECREF(pl);
+			if (rc < 0) goto fail;
+		}
+		cb->starts[cb->n] = start;
+		cb->starts[++cb->n] = cb->b.n;
+		if (cb->n == CHUNK_BATCH || cb->b.n >= CHUNK_BYTES) {
+			if (flush_chunks(qh, cb) < 0) goto fail;
+		}
+	}
+	if (flush_chunks(qh, cb) < 0) goto fail;
+	plainbuf_free(&cb->b);
+	PyMem_Free(cb);
+	return failures;
+fail:
+	plainbuf_free(&cb->b);
+	PyMem_Free(cb);
+	Py_DECREF(failures);
+	return NULL;
 }
 
 /* pool_put(queue_handle, id, fn, payload): put one task message. */
@@ -458,9 +884,228 @@ static PyObject *pool_results(PyObject *self, PyObject *const *args, Py_ssize_t 
 	return l;
 }
 
+/* collect_one adds the result message m (n bytes; its bytes object owner,
+ * or NULL when m is in the scratch) to out, for pool_collect. */
+static int collect_one(PyObject *out, const char *m, int64_t n, PyObject *owner,
+		       PyObject *loads, PyObject *outstanding, PyObject **group, long long *group_job) {
+	if (n < RESULT_HDR) {
+		PyErr_SetString(PyExc_RuntimeError, "mpgo pool: short result message");
+		return -1;
+	}
+	uint64_t tid = get_u64(m);
+	int status = (unsigned char)m[12];
+	const char *body = m + RESULT_HDR;
+	int64_t bn = n - RESULT_HDR;
+	if (tid != 0) {
+		PyObject *t = PyLong_FromUnsignedLongLong(tid);
+		if (!t) return -1;
+		int r = PySet_Discard(outstanding, t);
+		Py_DECREF(t);
+		if (r < 0) return -1;
+		if (r == 0) return 0;  /* settled already: a loss after its result */
+	}
+	PyObject *obj = NULL;
+	if (tid != 0 && (status == S_OK || status == S_ERROR)) {
+		obj = plain_load(body, bn);
+		if (!obj && !PyErr_Occurred()) {
+			PyObject *b;
+			if (owner) {
+				PyObject *mv = PyMemoryView_FromObject(owner);
+				b = mv ? PySequence_GetSlice(mv, RESULT_HDR, n) : NULL;
+				Py_XDECREF(mv);
+			} else {
+				b = PyBytes_FromStringAndSize(body, bn);
+			}
+			if (!b) return -1;
+			obj = PyObject_CallOneArg(loads, b);
+			Py_DECREF(b);
+		}
+		if (!obj) {
+			/* The result does not unpickle: the caller says so. */
+			PyObject *e = caught();
+			if (!e) return -1;
+			PyObject *entry = Py_BuildValue("(O(KiN))", Py_None, (unsigned long long)tid, -1, e);
+			if (!entry || PyList_Append(out, entry) < 0) { Py_XDECREF(entry); return -1; }
+			Py_DECREF(entry);
+			*group = NULL;
+			return 0;
+		}
+		long long job = (long long)(tid >> 32) - 1;
+		PyObject *item = Py_BuildValue("(k(NN))", (unsigned long)(tid & 0xffffffffu),
+					       PyBool_FromLong(status == S_OK), obj);
+		if (!item) return -1;
+		if (!*group || *group_job != job) {
+			PyObject *g = PyList_New(0);
+			PyObject *entry = g ? Py_BuildValue("(LN)", job, g) : NULL;
+			if (!entry || PyList_Append(out, entry) < 0) {
+				Py_XDECREF(entry);
+				Py_DECREF(item);
+				return -1;
+			}
+			Py_DECREF(entry);
+			*group = g;  /* borrowed: out holds it */
+			*group_job = job;
+		}
+		int r = PyList_Append(*group, item);
+		Py_DECREF(item);
+		return r;
+	}
+	PyObject *b = PyBytes_FromStringAndSize(body, bn);
+	if (!b) return -1;
+	PyObject *entry = Py_BuildValue("(O(KiN))", Py_None, (unsigned long long)tid, status, b);
+	if (!entry || PyList_Append(out, entry) < 0) { Py_XDECREF(entry); return -1; }
+	Py_DECREF(entry);
+	*group = NULL;
+	return 0;
+}
+
+/* pool_collect(queue, max, loads, outstanding) -> [(job, [(i, (ok, obj))])
+ * or (None, (id, status, body))]
+ *
+ * Waits for result messages (up to max), and reads them: each result of a
+ * task still in the set outstanding (taken out of it here), unpickled (in C
+ * when plain, else with loads), grouped with the results of the same job
+ * next to it. Anything else comes as (None, (id, status, body)): messages
+ * about no task (id 0), lost tasks, and results that failed to unpickle
+ * (status -1, the exception as body). */
+static PyObject *pool_collect(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+	if (nargs != 4 || !PySet_Check(args[3])) {
+		PyErr_SetString(PyExc_TypeError, "pool_collect(queue, max, loads, outstanding: set)");
+		return NULL;
+	}
+	if (mpgo_fast_check_forked() < 0) return NULL;
+	long long qh = PyLong_AsLongLong(args[0]);
+	if (qh == -1 && PyErr_Occurred()) return NULL;
+	Py_ssize_t max = PyLong_AsSsize_t(args[1]);
+	if (max == -1 && PyErr_Occurred()) return NULL;
+	if (max < 1) max = 1;
+	if (max > 1024) max = 1024;
+	PyObject *loads = args[2], *outstanding = args[3];
+	if (!res_scratch && !(res_scratch = PyMem_RawMalloc(POOL_SCRATCH))) return PyErr_NoMemory();
+	int64_t lens[1024];
+	results_arg ra = {qh, max, 0, lens};
+	int rc = results_op(&ra, 0);
+	if (rc == MPGO_EEMPTY && res_flowing) {
+		for (int i = 0; i < POLL_ROUNDS && rc == MPGO_EEMPTY; i++) {
+			Py_BEGIN_ALLOW_THREADS
+			usleep(POLL_US);
+			Py_END_ALLOW_THREADS
+			rc = results_op(&ra, 0);
+		}
+	}
+	if (rc == MPGO_EEMPTY) rc = wait_loop(results_op, &ra, -1);
+	res_flowing = rc == 0 && ra.count >= 2;
+	if (rc == -1000) return NULL;
+	PyObject *out = PyList_New(0), *group = NULL;
+	long long group_job = -1;
+	if (!out) return NULL;
+	if (rc == MPGO_ETOOSHORT) {
+		/* One message bigger than the scratch: into a bytes of its size.
+		 * The pool's driver is the result queue's only reader. */
+		int64_t n = lens[0], got = 0;
+		PyObject *b = PyBytes_FromStringAndSize(NULL, n);
+		if (!b) { Py_DECREF(out); return NULL; }
+		Py_BEGIN_ALLOW_THREADS
+		rc = mpgo_queue_get(qh, PyBytes_AS_STRING(b), n, 0, &got);
+		Py_END_ALLOW_THREADS
+		if (rc < 0 || collect_one(out, PyBytes_AS_STRING(b), got, b, loads, outstanding,
+					  &group, &group_job) < 0) {
+			if (rc < 0) mpgo_fast_raise_code(rc);
+			Py_DECREF(b);
+			Py_DECREF(out);
+			return NULL;
+		}
+		Py_DECREF(b);
+		return out;
+	}
+	if (rc < 0) { Py_DECREF(out); mpgo_fast_raise_code(rc); return NULL; }
+	/* The messages are in this thread's scratch, which loads (Python) may
+	 * not reach: it is only used by this function and pool_results. */
+	int64_t off = 0;
+	for (int64_t i = 0; i < ra.count; i++) {
+		if (collect_one(out, res_scratch + off, lens[i], NULL, loads, outstanding,
+				&group, &group_job) < 0) {
+			Py_DECREF(out);
+			return NULL;
+		}
+		off += lens[i];
+	}
+	return out;
+}
+
+/* map_fill(value, chunksize, items) -> how many of items it took: the
+ * successful results (i, (True, chunk)) at the head of items, each put in
+ * its place in the list value, as MapResult._set does. */
+static PyObject *map_fill(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+	if (nargs != 3 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[2])) {
+		PyErr_SetString(PyExc_TypeError, "map_fill(value: list, chunksize, items: list)");
+		return NULL;
+	}
+	PyObject *value = args[0], *items = args[2];
+	Py_ssize_t cs = PyLong_AsSsize_t(args[1]);
+	if (cs == -1 && PyErr_Occurred()) return NULL;
+	Py_ssize_t k = 0, n = PyList_GET_SIZE(items);
+	for (; k < n; k++) {
+		PyObject *it = PyList_GET_ITEM(items, k);
+		if (!PyTuple_CheckExact(it) || PyTuple_GET_SIZE(it) != 2) break;
+		PyObject *pair = PyTuple_GET_ITEM(it, 1);
+		if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2 ||
+		    PyTuple_GET_ITEM(pair, 0) != Py_True)
+			break;
+		Py_ssize_t i = PyLong_AsSsize_t(PyTuple_GET_ITEM(it, 0));
+		if (i == -1 && PyErr_Occurred()) return NULL;
+		PyObject *chunk = PyTuple_GET_ITEM(pair, 1);
+		Py_ssize_t lo = i * cs, hi = lo + cs;
+		if (cs == 1 && PyList_CheckExact(chunk) && PyList_GET_SIZE(chunk) == 1 &&
+		    lo < PyList_GET_SIZE(value)) {
+			PyObject *x = PyList_GET_ITEM(chunk, 0);
+			Py_INCREF(x);
+			PyObject *old = PyList_GET_ITEM(value, lo);
+			PyList_SET_ITEM(value, lo, x);
+			Py_DECREF(old);
+		} else if (PyList_SetSlice(value, lo, hi, chunk) < 0) {
+			return NULL;
+		}
+	}
+	return PyLong_FromSsize_t(k);
+}
+
+/* plain_dumps(obj) -> the pickle plain.c makes of obj, or None if obj is
+ * not plain. */
+static PyObject *py_plain_dumps(PyObject *self, PyObject *o) {
+	PyObject *b = plain_bytes(o);
+	if (b || PyErr_Occurred()) return b;
+	Py_RETURN_NONE;
+}
+
+/* plain_loads(data, loads) -> the object pickled in data, read in C when it
+ * is plain, else by loads(data). */
+static PyObject *py_plain_loads(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+	if (nargs != 2) {
+		PyErr_SetString(PyExc_TypeError, "plain_loads(data, loads)");
+		return NULL;
+	}
+	Py_buffer v;
+	if (PyObject_GetBuffer(args[0], &v, PyBUF_SIMPLE) < 0) return NULL;
+	PyObject *o = plain_load(v.buf, v.len);
+	PyBuffer_Release(&v);
+	if (o || PyErr_Occurred()) return o;
+	return PyObject_CallOneArg(args[1], args[0]);
+}
+
 static PyMethodDef pool_functions[] = {
+	{"plain_dumps", (PyCFunction)py_plain_dumps, METH_O,
+	 "plain_dumps(obj) -> pickle of obj made in C, or None if obj is not plain."},
+	{"plain_loads", (PyCFunction)(void (*)(void))py_plain_loads, METH_FASTCALL,
+	 "plain_loads(data, loads) -> obj: read in C when plain, else loads(data)."},
 	{"pool_put", (PyCFunction)(void (*)(void))pool_put, METH_FASTCALL,
 	 "pool_put(queue, id, fn, payload): put one task message."},
+	{"pool_put_chunks", (PyCFunction)(void (*)(void))pool_put_chunks, METH_FASTCALL,
+	 "pool_put_chunks(queue, base, fn, seq, chunksize, i0, i1, fallback) -> [(i, exc)]"},
+	{"pool_collect", (PyCFunction)(void (*)(void))pool_collect, METH_FASTCALL,
+	 "pool_collect(queue, max, loads, outstanding) -> results grouped by job"},
+	{"map_fill", (PyCFunction)(void (*)(void))map_fill, METH_FASTCALL,
+	 "map_fill(value, chunksize, items) -> how many successful results it put in value"},
 	{"pool_put_many", (PyCFunction)(void (*)(void))pool_put_many, METH_FASTCALL,
 	 "pool_put_many(queue, ids, fn, payloads): put task messages in one commit."},
 	{"pool_results", (PyCFunction)(void (*)(void))pool_results, METH_FASTCALL,

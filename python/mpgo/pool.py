@@ -299,6 +299,15 @@ def _deliver(cache, job, i, obj):
         traceback.print_exc()
 
 
+def _map_fill(value, chunksize, items):
+    '''The engine's MapResult fill (bound on first use: only process pools,
+    which have loaded the engine, use it).'''
+    global _map_fill
+    from . import _engine
+    _map_fill = _engine.fast.map_fill
+    return _map_fill(value, chunksize, items)
+
+
 class _PoolCache(dict):
     """
     Class that implements a cache for the Pool class that will notify
@@ -874,21 +883,6 @@ _BY_REFERENCE = (types.FunctionType, types.BuiltinFunctionType, type)
 _dumps = reduction.ForkingPickler.dumps
 
 
-class _TupleSlices(object):
-    '''A range whose slices are tuples.'''
-
-    __slots__ = ('r',)
-
-    def __init__(self, r):
-        self.r = r
-
-    def __len__(self):
-        return len(self.r)
-
-    def __getitem__(self, s):
-        return tuple(self.r[s])
-
-
 def _core_worker(initializer, initargs, wrap_exception):
     '''The loop of a pool worker process (the target of its Process).'''
     from . import _engine, process
@@ -912,63 +906,35 @@ def _core_worker(initializer, initargs, wrap_exception):
             w.close()
             util.debug('worker initializer failed -- exiting')
             raise _InitializerFailed(1)
-    flush = util._flush_std_streams
-    flush()
+    util._flush_std_streams()
     w.ready()
-    take, done = w.take, w.done
     funcs = {}
+
+    def resolve(fb):
+        if len(funcs) >= 64:
+            funcs.clear()
+        entry = funcs[fb] = loads(fb)
+        return entry
+
+    def on_error(e):
+        if wrap_exception:
+            e = ExceptionWithTraceback(e, e.__traceback__)
+        return e
+
+    def on_encode_error(e, result):
+        return dumps(MaybeEncodingError(e, result))
+
+    # The loop runs in C (PoolWorker.serve): take a task, run it, put its
+    # result, with Python called only for what is not plain.
     completed = 0
-    starmap = itertools.starmap
     while not maxtasks or completed < maxtasks:
-        got = take()
-        if got is None:
+        n, stopped = w.serve(funcs, resolve, loads, dumps, on_error,
+                             on_encode_error, maxtasks - completed if maxtasks else 0,
+                             _BIG_RESULT, _BACKLOG, _MAX_BACKOFF)
+        completed += n
+        if stopped:
             util.debug('worker: the pool has stopped -- exiting')
             break
-        tid, fb, payload = got
-        func = None
-        try:
-            try:
-                kind, func = funcs[fb]
-            except KeyError:
-                kind, func = loads(fb)
-                if len(funcs) >= 64:
-                    funcs.clear()
-                funcs[fb] = kind, func
-            x = loads(payload)
-            if kind == _MAP:
-                result = list(map(func, x))
-            elif kind == _CALL:
-                result = func(x)
-            elif kind == _APPLY_ARGS:
-                result = func(*x)
-            elif kind == _APPLY:
-                result = func(*x[0], **x[1])
-            else:
-                result = list(starmap(func, x))
-            status = _OK
-        except Exception as e:
-            if wrap_exception:
-                e = ExceptionWithTraceback(e, e.__traceback__)
-            result, status = e, _ERROR
-        try:
-            body = dumps(result)
-        except Exception as e:
-            body = dumps(MaybeEncodingError(e, result))
-            status = _ERROR
-        # What the task printed goes out before its result does, so that
-        # it is not lost if the pool is then terminated.
-        flush()
-        done(tid, status, body)
-        if len(body) >= _BIG_RESULT:
-            # Unpickling a big result costs the parent about as much as
-            # making it cost the worker, and the parent is one process
-            # among many runnable ones: let it catch up before making more,
-            # so that it is not left with a backlog when the work is done.
-            deadline = time.monotonic() + _MAX_BACKOFF
-            while w.backlog() > _BACKLOG and time.monotonic() < deadline:
-                time.sleep(0.001)
-        x = result = func = payload = body = None
-        completed += 1
     w.close()
     util.debug('worker exiting after %d tasks' % completed)
 
@@ -1185,13 +1151,14 @@ class _CorePool(object):
             return
         dumps = reduction.ForkingPickler.dumps
         base = (job + 1) << 32
-        # A chunk of a range, list or tuple is its slice: a range's is a
-        # range, whose pickle is a few bytes where CPython makes and pickles
-        # a tuple of every number in it. Short chunks of a range are tuples,
-        # which pickle faster than a range does.
-        sliced = type(iterable) in (range, list, tuple)
-        if type(iterable) is range and chunksize <= 64:
-            iterable = _TupleSlices(iterable)
+        if type(iterable) in (list, tuple) or (
+                type(iterable) is range and chunksize <= 64):
+            self._map_chunks(job, base, fb, iterable, chunksize, nchunks)
+            return
+        # A chunk of a long range is its slice, a range, whose pickle is a
+        # few bytes where CPython makes and pickles a tuple of every number
+        # in it. Other iterables are chunked as CPython does.
+        sliced = type(iterable) is range
         chunks = Pool._get_tasks(func, iterable, chunksize)
         ids, payloads, size = [], [], 0
         for i in range(nchunks):
@@ -1217,6 +1184,41 @@ class _CorePool(object):
                 ids, payloads, size = [], [], 0
         if ids:
             self._put_many(ids, fb, payloads)
+
+    def _map_chunks(self, job, base, fb, seq, chunksize, nchunks):
+        '''Put the chunks of a list, tuple or range: the engine's C side
+        pickles the plain ones (ForkingPickler those it cannot).'''
+        dumps = reduction.ForkingPickler.dumps
+
+        def fallback(i):
+            return dumps(tuple(seq[i * chunksize:(i + 1) * chunksize]))
+
+        put = self.fast.pool_put_chunks
+        outstanding = self.outstanding
+        step = _SUBMIT_BATCH * 16
+        for i0 in range(0, nchunks, step):
+            i1 = min(i0 + step, nchunks)
+            ids = range(base | i0, base | i1)
+            with self.lock:
+                if self.broken is not None or self.terminating or self.stopped:
+                    exc = self._stopped_error()
+                else:
+                    # In before the put: a result may come back at once.
+                    outstanding.update(ids)
+                    try:
+                        failed = put(self.tq, base, fb, seq, chunksize, i0, i1,
+                                     fallback)
+                        exc = None
+                    except Exception as e:
+                        outstanding.difference_update(ids)
+                        exc = e
+            if exc is not None:
+                for i in range(i0, nchunks):
+                    self.fail(job, i, exc)
+                return
+            for i, e in failed:
+                outstanding.discard(base | i)
+                self.fail(job, i, e)
 
     def _put(self, tid, fb, payload):
         return self._submit([tid], self.fast.pool_put, tid, fb, payload)
@@ -1321,50 +1323,56 @@ class _CorePool(object):
 
     def _handle_results(self):
         loads = reduction.ForkingPickler.loads
-        get = self.fast.pool_results
+        collect = self.fast.pool_collect
         outstanding = self.outstanding
-        deliver = self.deliver
+        cache = self.cache
         rq = self.rq
         while True:
-            batch = get(rq, 256)
-            for tid, status, body in batch:
-                if tid == 0:
-                    if status == _CLOSED:
-                        self.stopped = True
-                    elif status == _INIT_FAILED:
-                        self._init_failed(body)
-                    elif status == _BROKEN:
-                        self._broken(body)
+            for job, items in collect(rq, 256, loads, outstanding):
+                if job is None:
+                    self._handle_other(*items)
+                    continue
+                result = cache.get(job)
+                if result is None:
                     continue
                 try:
-                    outstanding.remove(tid)
-                except KeyError:
-                    continue   # settled already: a loss after its result
-                job, i = (tid >> 32) - 1, tid & 0xffffffff
-                if status == _OK or status == _ERROR:
-                    try:
-                        obj = (status == _OK, loads(body))
-                    except Exception as e:
-                        obj = (False, MaybeEncodingError(e, _Shown(
-                            '<result of task %d of job %d, which cannot be '
-                            'unpickled>' % (i, job))))
-                elif status == _LOST:
-                    pid, exitcode = (int(x) for x in bytes(body).split()[:2])
-                    obj = (False, WorkerLostError(
-                        'pool worker process %d %s while running task %d of '
-                        'job %d' % (pid, _describe_exit(exitcode), i, job),
-                        pid, exitcode))
-                else:
-                    obj = (False, RuntimeError(
-                        'unknown result status %d' % status))
-                deliver(job, i, obj)
-            body = obj = batch = None
+                    result._set_many(items)
+                except Exception:
+                    # A callback raised: report it, and keep handling results.
+                    sys.stderr.write('Exception in a callback of %r:\n' % (result,))
+                    traceback.print_exc()
+            result = items = None
             while self.failures:
                 job, i, exc = self.failures.popleft()
-                deliver(job, i, (False, exc))
+                self.deliver(job, i, (False, exc))
             if self.stopped:
                 break
         util.debug('result handler exiting: len(cache)=%s', len(self.cache))
+
+    def _handle_other(self, tid, status, body):
+        '''A message that is not a result pool_collect could read.'''
+        if tid == 0:
+            if status == _CLOSED:
+                self.stopped = True
+            elif status == _INIT_FAILED:
+                self._init_failed(body)
+            elif status == _BROKEN:
+                self._broken(body)
+            return
+        job, i = (tid >> 32) - 1, tid & 0xffffffff
+        if status == -1:
+            obj = (False, MaybeEncodingError(body, _Shown(
+                '<result of task %d of job %d, which cannot be '
+                'unpickled>' % (i, job))))
+        elif status == _LOST:
+            pid, exitcode = (int(x) for x in bytes(body).split()[:2])
+            obj = (False, WorkerLostError(
+                'pool worker process %d %s while running task %d of '
+                'job %d' % (pid, _describe_exit(exitcode), i, job),
+                pid, exitcode))
+        else:
+            obj = (False, RuntimeError('unknown result status %d' % status))
+        self.deliver(job, i, obj)
 
     def _init_failed(self, body):
         try:
@@ -1965,6 +1973,10 @@ class ApplyResult(object):
         else:
             raise self._value
 
+    def _set_many(self, items):
+        for i, obj in items:
+            self._set(i, obj)
+
     def _set(self, i, obj):
         self._success, self._value = obj
         try:
@@ -2002,6 +2014,18 @@ class MapResult(ApplyResult):
             del self._cache[self._job]
         else:
             self._number_left = length//chunksize + bool(length % chunksize)
+
+    def _set_many(self, items):
+        if self._success and len(items) < self._number_left:
+            # None of them is the last: the successful ones at the head go
+            # straight into place.
+            n = _map_fill(self._value, self._chunksize, items)
+            self._number_left -= n
+            if n == len(items):
+                return
+            items = items[n:]
+        for i, obj in items:
+            self._set(i, obj)
 
     def _set(self, i, success_result):
         self._number_left -= 1
@@ -2075,6 +2099,10 @@ class IMapIterator(object):
         raise value
 
     __next__ = next                    # XXX
+
+    def _set_many(self, items):
+        for i, obj in items:
+            self._set(i, obj)
 
     def _set(self, i, obj):
         with self._cond:

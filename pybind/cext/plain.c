@@ -1,0 +1,302 @@
+/* Pickles of plain values, made and read in C.
+ *
+ * Pool tasks and results are mostly small: a tuple of arguments, a chunk of
+ * numbers, a list of results. pickle.dumps and pickle.loads make and free a
+ * pickler for each, which costs more than the pickling does. These write
+ * and read a subset of pickle protocol 4 without one:
+ *
+ *   plain    None, bool, int (64-bit), float, str, bytes, and tuples of
+ *            plain values (nested at most PLAIN_DEPTH deep)
+ *   message  a plain value, or a list of plain values (lists are only on
+ *            top: without a memo, a list met twice would come back as two)
+ *
+ * The output is a valid pickle that pickle.loads reads (no FRAME, no memo:
+ * both are optional). plain_load reads these, and pickle.dumps's own output
+ * for the same values (it skips FRAME and MEMOIZE); anything else it leaves
+ * to pickle.loads. Exact types only: a subclass of int or str may have a
+ * reducer of its own. */
+#include "plain.h"
+#include <stdint.h>
+#include <string.h>
+
+#define PLAIN_DEPTH 4
+#define PLAIN_MARKS 16
+
+int plainbuf_put(plainbuf *b, const char *s, Py_ssize_t k) {
+	if (b->n + k > b->cap) {
+		Py_ssize_t cap = b->cap ? b->cap : 256;
+		while (cap < b->n + k) cap *= 2;
+		char *p = PyMem_Realloc(b->p, cap);
+		if (!p) { PyErr_NoMemory(); return -1; }
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->n, s, k);
+	b->n += k;
+	return 0;
+}
+
+void plainbuf_free(plainbuf *b) {
+	PyMem_Free(b->p);
+	b->p = NULL;
+	b->n = b->cap = 0;
+}
+
+static int put_len(plainbuf *b, char short_op, char long_op, const char *s, Py_ssize_t k) {
+	char h[5];
+	if (k < 256) {
+		h[0] = short_op;
+		h[1] = (char)k;
+		if (plainbuf_put(b, h, 2) < 0) return -1;
+	} else {
+		if (k > 0x7fffffff) return 0;
+		uint32_t u = (uint32_t)k;
+		h[0] = long_op;
+		for (int i = 0; i < 4; i++) h[1 + i] = (char)(u >> (8 * i));
+		if (plainbuf_put(b, h, 5) < 0) return -1;
+	}
+	return plainbuf_put(b, s, k) < 0 ? -1 : 1;
+}
+
+static int put_int(plainbuf *b, PyObject *o) {
+	int overflow;
+	long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+	if (v == -1 && PyErr_Occurred()) return -1;
+	if (overflow) return 0;
+	return plain_int(b, v);
+}
+
+int plain_int(plainbuf *b, long long v) {
+	char h[10];
+	Py_ssize_t k;
+	if (v >= 0 && v <= 0xff) { h[0] = 'K'; h[1] = (char)v; k = 2; }
+	else if (v >= 0 && v <= 0xffff) { h[0] = 'M'; h[1] = (char)v; h[2] = (char)(v >> 8); k = 3; }
+	else if (v >= -0x80000000LL && v <= 0x7fffffffLL) {
+		uint32_t u = (uint32_t)(int32_t)v;
+		h[0] = 'J';
+		for (int i = 0; i < 4; i++) h[1 + i] = (char)(u >> (8 * i));
+		k = 5;
+	} else {
+		/* LONG1: 8 bytes of two's complement, little-endian. */
+		uint64_t u = (uint64_t)v;
+		h[0] = '\x8a';
+		h[1] = 8;
+		for (int i = 0; i < 8; i++) h[2 + i] = (char)(u >> (8 * i));
+		k = 10;
+	}
+	return plainbuf_put(b, h, k) < 0 ? -1 : 1;
+}
+
+int plain_item(plainbuf *b, PyObject *o, int depth) {
+	PyTypeObject *t = Py_TYPE(o);
+	char h[9];
+	if (o == Py_None) return plainbuf_put(b, "N", 1) < 0 ? -1 : 1;
+	if (o == Py_True) return plainbuf_put(b, "\x88", 1) < 0 ? -1 : 1;
+	if (o == Py_False) return plainbuf_put(b, "\x89", 1) < 0 ? -1 : 1;
+	if (t == &PyLong_Type) return put_int(b, o);
+	if (t == &PyFloat_Type) {
+		h[0] = 'G';
+		if (PyFloat_Pack8(PyFloat_AS_DOUBLE(o), h + 1, 0) < 0) return -1;
+		return plainbuf_put(b, h, 9) < 0 ? -1 : 1;
+	}
+	if (t == &PyUnicode_Type) {
+		Py_ssize_t k;
+		const char *s = PyUnicode_AsUTF8AndSize(o, &k);
+		if (!s) {
+			/* Lone surrogates: pickle writes them, with surrogatepass. */
+			if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) { PyErr_Clear(); return 0; }
+			return -1;
+		}
+		return put_len(b, '\x8c', 'X', s, k);
+	}
+	if (t == &PyBytes_Type)
+		return put_len(b, 'C', 'B', PyBytes_AS_STRING(o), PyBytes_GET_SIZE(o));
+	int is_list = t == &PyList_Type;
+	if ((t == &PyTuple_Type && depth < PLAIN_DEPTH) || (is_list && depth == 0)) {
+		Py_ssize_t n = is_list ? PyList_GET_SIZE(o) : PyTuple_GET_SIZE(o);
+		if (n == 0) return plainbuf_put(b, is_list ? "]" : ")", 1) < 0 ? -1 : 1;
+		if (plainbuf_put(b, is_list ? "](" : "(", is_list ? 2 : 1) < 0) return -1;
+		/* A list's items are read as it is now: a callee cannot change
+		 * it, as nothing here calls back into Python. */
+		for (Py_ssize_t i = 0; i < n; i++) {
+			PyObject *x = is_list ? PyList_GET_ITEM(o, i) : PyTuple_GET_ITEM(o, i);
+			int r = plain_item(b, x, depth + 1);
+			if (r <= 0) return r;
+		}
+		return plainbuf_put(b, is_list ? "e" : "t", 1) < 0 ? -1 : 1;
+	}
+	return 0;
+}
+
+int plain_begin(plainbuf *b) { return plainbuf_put(b, "\x80\x04", 2); }
+
+int plain_end(plainbuf *b) { return plainbuf_put(b, ".", 1); }
+
+int plain_dump(plainbuf *b, PyObject *o) {
+	Py_ssize_t mark = b->n;
+	int r = plain_begin(b);
+	if (r == 0) r = plain_item(b, o, 0);
+	if (r == 1 && plain_end(b) < 0) r = -1;
+	if (r != 1) b->n = mark;
+	return r;
+}
+
+/* The buffer plain_bytes writes in, kept by each thread between calls. */
+static __thread plainbuf scratch;
+
+PyObject *plain_bytes(PyObject *o) {
+	scratch.n = 0;
+	PyObject *res = NULL;
+	if (plain_dump(&scratch, o) == 1) res = PyBytes_FromStringAndSize(scratch.p, scratch.n);
+	if (scratch.cap > (1 << 20)) plainbuf_free(&scratch);
+	return res;
+}
+
+/* ---- reading ---- */
+
+typedef struct {
+	PyObject **s;
+	Py_ssize_t n, cap;
+	Py_ssize_t marks[PLAIN_MARKS];
+	int nm;
+	int heap;  /* s was allocated (else it is on the caller's stack) */
+} pstack;
+
+static int push(pstack *st, PyObject *o) {
+	if (!o) return -1;
+	if (st->n == st->cap) {
+		Py_ssize_t cap = st->cap * 2;
+		PyObject **s = st->heap ? PyMem_Realloc(st->s, cap * sizeof *s) : PyMem_Malloc(cap * sizeof *s);
+		if (!s) { Py_DECREF(o); PyErr_NoMemory(); return -1; }
+		if (!st->heap) memcpy(s, st->s, st->n * sizeof *s);
+		st->heap = 1;
+		st->s = s;
+		st->cap = cap;
+	}
+	st->s[st->n++] = o;
+	return 0;
+}
+
+static PyObject *tuple_from(pstack *st, Py_ssize_t from) {
+	Py_ssize_t k = st->n - from;
+	PyObject *t = PyTuple_New(k);
+	if (!t) return NULL;
+	for (Py_ssize_t i = 0; i < k; i++) PyTuple_SET_ITEM(t, i, st->s[from + i]);
+	st->n = from;
+	return t;
+}
+
+static inline uint32_t rd_u32(const unsigned char *p) {
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+PyObject *plain_load(const char *data, Py_ssize_t len) {
+	const unsigned char *p = (const unsigned char *)data, *end = p + len;
+	PyObject *small[64];
+	pstack st = {small, 0, 64, {0}, 0, 0};
+	PyObject *res = NULL;
+	int failed = 0;  /* 1: not ours, 2: error set */
+#define NEED(k) do { if (end - p < (k)) { failed = 1; goto out; } } while (0)
+#define PUSH(o) do { if (push(&st, (o)) < 0) { failed = 2; goto out; } } while (0)
+	while (p < end) {
+		unsigned char op = *p++;
+		switch (op) {
+		case 0x80: NEED(1); p += 1; break;           /* PROTO */
+		case 0x95: NEED(8); p += 8; break;           /* FRAME */
+		case 0x94: break;                            /* MEMOIZE */
+		case 'N': PUSH(Py_NewRef(Py_None)); break;
+		case 0x88: PUSH(Py_NewRef(Py_True)); break;
+		case 0x89: PUSH(Py_NewRef(Py_False)); break;
+		case 'K': NEED(1); PUSH(PyLong_FromLong(p[0])); p += 1; break;
+		case 'M': NEED(2); PUSH(PyLong_FromLong(p[0] | p[1] << 8)); p += 2; break;
+		case 'J': NEED(4); PUSH(PyLong_FromLong((int32_t)rd_u32(p))); p += 4; break;
+		case 0x8a: {                                 /* LONG1 */
+			NEED(1);
+			size_t k = p[0];
+			NEED(1 + (Py_ssize_t)k);
+			PUSH(k ? _PyLong_FromByteArray(p + 1, k, 1, 1) : PyLong_FromLong(0));
+			p += 1 + k;
+			break;
+		}
+		case 'G': {
+			NEED(8);
+			double d = PyFloat_Unpack8((const char *)p, 0);
+			if (d == -1.0 && PyErr_Occurred()) { failed = 2; goto out; }
+			PUSH(PyFloat_FromDouble(d));
+			p += 8;
+			break;
+		}
+		case 0x8c: case 'X': case 'C': case 'B': {   /* str, bytes */
+			Py_ssize_t k;
+			if (op == 0x8c || op == 'C') { NEED(1); k = p[0]; p += 1; }
+			else { NEED(4); k = rd_u32(p); p += 4; }
+			NEED(k);
+			if (op == 0x8c || op == 'X')
+				PUSH(PyUnicode_DecodeUTF8((const char *)p, k, "surrogatepass"));
+			else
+				PUSH(PyBytes_FromStringAndSize((const char *)p, k));
+			p += k;
+			break;
+		}
+		case ')': PUSH(PyTuple_New(0)); break;
+		case ']': PUSH(PyList_New(0)); break;
+		case '(':
+			if (st.nm == PLAIN_MARKS) { failed = 1; goto out; }
+			st.marks[st.nm++] = st.n;
+			break;
+		case 't': {
+			if (st.nm == 0) { failed = 1; goto out; }
+			PyObject *t = tuple_from(&st, st.marks[--st.nm]);
+			if (!t) { failed = 2; goto out; }
+			st.s[st.n++] = t;  /* room: the mark's items were there */
+			break;
+		}
+		case 0x85: case 0x86: case 0x87: {           /* TUPLE1..3 */
+			Py_ssize_t k = op - 0x84;
+			if (st.n < k || (st.nm && st.marks[st.nm - 1] > st.n - k)) { failed = 1; goto out; }
+			PyObject *t = tuple_from(&st, st.n - k);
+			if (!t) { failed = 2; goto out; }
+			st.s[st.n++] = t;
+			break;
+		}
+		case 'e': {                                  /* APPENDS */
+			if (st.nm == 0) { failed = 1; goto out; }
+			Py_ssize_t from = st.marks[--st.nm];
+			if (from < 1 || !PyList_CheckExact(st.s[from - 1])) { failed = 1; goto out; }
+			PyObject *l = st.s[from - 1];
+			Py_ssize_t have = PyList_GET_SIZE(l);
+			PyObject *t = tuple_from(&st, from);
+			if (!t) { failed = 2; goto out; }
+			int rc = PyList_SetSlice(l, have, have, t);
+			Py_DECREF(t);
+			if (rc < 0) { failed = 2; goto out; }
+			break;
+		}
+		case 'a': {                                  /* APPEND */
+			if (st.n < 2 || !PyList_CheckExact(st.s[st.n - 2]) ||
+			    (st.nm && st.marks[st.nm - 1] > st.n - 2)) { failed = 1; goto out; }
+			PyObject *x = st.s[--st.n];
+			int rc = PyList_Append(st.s[st.n - 1], x);
+			Py_DECREF(x);
+			if (rc < 0) { failed = 2; goto out; }
+			break;
+		}
+		case '.':
+			if (st.n != 1 || st.nm != 0 || p != end) { failed = 1; goto out; }
+			res = st.s[0];
+			st.n = 0;
+			goto out;
+		default:
+			failed = 1;
+			goto out;
+		}
+	}
+	failed = 1;  /* no STOP */
+out:
+#undef NEED
+#undef PUSH
+	while (st.n > 0) Py_DECREF(st.s[--st.n]);
+	if (st.heap) PyMem_Free(st.s);
+	if (failed == 1) PyErr_Clear();
+	return res;
+}

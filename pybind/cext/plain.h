@@ -1,0 +1,36 @@
+/* plain.h: pickles of plain values made and read in C (plain.c). */
+#ifndef MPGO_PLAIN_H
+#define MPGO_PLAIN_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+/* plainbuf is a growable output buffer. */
+typedef struct {
+	char *p;
+	Py_ssize_t n, cap;
+} plainbuf;
+
+int plainbuf_put(plainbuf *b, const char *s, Py_ssize_t k);
+void plainbuf_free(plainbuf *b);
+
+/* plain_begin/plain_item/plain_end write a pickle piece by piece. */
+int plain_begin(plainbuf *b);
+int plain_item(plainbuf *b, PyObject *o, int depth);
+int plain_int(plainbuf *b, long long v);
+int plain_end(plainbuf *b);
+
+/* plain_dump appends the pickle of o; 1 if o is plain, 0 if not (b is then
+ * left as it was), -1 with an exception set. */
+int plain_dump(plainbuf *b, PyObject *o);
+
+/* plain_bytes returns the pickle of o as bytes, or NULL: with an exception
+ * set on error, without one when o is not plain. */
+PyObject *plain_bytes(PyObject *o);
+
+/* plain_load returns the object of a pickle of plain values, or NULL: with
+ * an exception set on error, without one when the pickle has anything
+ * else in it (then pickle.loads must read it). */
+PyObject *plain_load(const char *p, Py_ssize_t n);
+
+#endif

@@ -1,0 +1,151 @@
+"""Plain pickles made and read in C (pybind/cext/plain.c), and the pool
+paths that use them: pool tasks and results of plain values skip pickle,
+everything else still goes through it, with the same result."""
+
+import math
+import pickle
+import random
+
+import pytest
+
+import mpgo
+from mpgo import _engine
+
+import _pool_helpers as h
+
+fast = _engine.fast
+
+PLAIN = [
+    None, True, False, 0, 1, 255, 256, 65535, 65536, -1, -2**31, 2**31 - 1,
+    2**31, -2**31 - 1, 2**63 - 1, -2**63, 1.5, -0.0, float('inf'),
+    '', 'a', 'é' * 300, 'x' * 70000, b'', b'x' * 300, b'\0' * 70000,
+    (), (1,), (1, 2), (1, 2, 3), (1, 2, 3, 4), [], [1], list(range(3000)),
+    [(1, 'a'), (2, 'b')], ((((1,),),),), [1.0, None, 'y', b'z', (True,)],
+]
+
+NOT_PLAIN = [
+    2**63, -2**63 - 1, 10**30, '\ud800', bytearray(b'x'), {1: 2}, {1}, [[1]],
+    ([1],), (((((1,),),),),), ValueError('a', 'b'), type, 1j,
+    True.__class__, frozenset(), [object()],
+]
+
+
+def same(a, b):
+    if isinstance(b, float) and math.isnan(b):
+        return math.isnan(a)
+    return type(a) is type(b) and a == b
+
+
+@pytest.mark.parametrize('v', PLAIN, ids=lambda v: repr(v)[:20])
+def test_plain_round_trip(v):
+    b = fast.plain_dumps(v)
+    assert b is not None
+    assert same(pickle.loads(b), v)          # a pickle pickle reads
+    assert same(fast.plain_loads(b, None), v)
+    # pickle's own output of plain values is read in C too
+    assert same(fast.plain_loads(pickle.dumps(v), lambda d: 'fallback'), v)
+
+
+def test_nan():
+    assert math.isnan(pickle.loads(fast.plain_dumps(float('nan'))))
+
+
+@pytest.mark.parametrize('v', NOT_PLAIN, ids=lambda v: repr(v)[:20])
+def test_not_plain_goes_to_pickle(v):
+    assert fast.plain_dumps(v) is None
+    data = pickle.dumps(v)
+    seen = []
+
+    def loads(d):
+        seen.append(d)
+        return pickle.loads(d)
+    got = fast.plain_loads(data, loads)
+    # The reader takes some the writer leaves to pickle (ints of any size,
+    # lone surrogates, lists in tuples): either way, the same object.
+    assert seen in ([], [data])
+    assert type(got) is type(v)
+    if type(v) in (dict, set, bytearray, ValueError, type, complex):
+        assert seen == [data]
+
+
+def test_shared_references_keep_identity():
+    # A pickle with memo references is left to pickle, which keeps them.
+    inner = [1]
+    data = pickle.dumps([inner, inner])
+    got = fast.plain_loads(data, pickle.loads)
+    assert got[0] is got[1]
+
+
+def test_broken_input_never_crashes():
+    rnd = random.Random(5)
+    for v in PLAIN + NOT_PLAIN:
+        data = pickle.dumps(v)
+        for k in range(len(data)):
+            try:
+                fast.plain_loads(data[:k], pickle.loads)
+            except Exception:
+                pass
+        for _ in range(30):
+            b = bytearray(data)
+            b[rnd.randrange(len(b))] = rnd.randrange(256)
+            try:
+                fast.plain_loads(bytes(b), pickle.loads)
+            except Exception:
+                pass
+
+
+# -- the pool paths --
+
+
+@pytest.fixture
+def pool():
+    p = mpgo.Pool(2)
+    yield p
+    p.terminate()
+
+
+MIXED = [1, 'two', 3.0, None, (4, 5), [6], {'seven': 7}, 2**70, b'8', ValueError('x', 'y')]
+
+
+def test_map_of_mixed_items(pool):
+    # Chunks with a non-plain item go through pickle; the results are the
+    # same either way, in order.
+    for cs in (1, 2, 3, 100):
+        got = pool.map(h.identity, MIXED, chunksize=cs)
+        assert [type(x) for x in got] == [type(x) for x in MIXED]
+        assert got[:9] == MIXED[:9]
+        assert got[9].args == ('x', 'y')
+
+
+def test_map_of_tuples_and_ranges(pool):
+    items = tuple((i, str(i)) for i in range(500))
+    assert pool.map(h.identity, items, chunksize=7) == list(items)
+    assert pool.starmap(h.add, [(i, i) for i in range(300)], chunksize=4) == \
+        [2 * i for i in range(300)]
+    for r in (range(1000), range(-500, 500, 3), range(2**62, 2**62 + 10),
+              range(2**63 - 5, 2**63 + 5), range(10, 0, -1)):
+        assert pool.map(h.identity, r, chunksize=3) == list(r)
+        assert pool.map(h.identity, r) == list(r)
+
+
+def test_unpicklable_item_fails_its_chunk_only(pool):
+    items = [1, 2, 3, lambda: 0, 5, 6]
+    with pytest.raises(Exception) as info:
+        pool.map(h.identity, items, chunksize=2)
+    assert 'pickle' in str(info.value).lower()
+    # The pool is fine afterwards.
+    assert pool.map(h.square, range(10), chunksize=2) == [x * x for x in range(10)]
+
+
+def test_results_of_every_kind(pool):
+    # Results that are plain, not plain, and that do not pickle.
+    assert pool.apply(h.identity, ([1, [2]],)) == [1, [2]]
+    assert pool.apply(h.identity, ({'a': (1, 2)},)) == {'a': (1, 2)}
+    assert pool.apply(h.kwargs_echo, (1, 2), {'k': 3}) == ((1, 2), {'k': 3})
+    with pytest.raises(mpgo.pool.MaybeEncodingError):
+        pool.apply(h.return_unpicklable, (1,))
+    with pytest.raises(ValueError):
+        pool.apply(h.raise_value_error, ('boom',))
+    assert list(pool.imap(h.identity, MIXED[:9])) == MIXED[:9]
+    assert sorted(pool.imap_unordered(h.square, range(50), chunksize=3)) == \
+        [x * x for x in range(50)]
