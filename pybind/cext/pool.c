@@ -586,19 +586,23 @@ out:
 }
 
 /* chunk_batch is the task messages of pool_put_chunks, end to end. */
-typedef struct {
-	plainbuf b;
-	Py_ssize_t n;          /* messages */
-	int64_t starts[257];   /* offsets: message k is [starts[k], starts[k+1]) */
-} chunk_batch;
-
 #define CHUNK_BATCH 256
 #define CHUNK_BYTES (64 * 1024)
+/* A Submitter's batch: CHUNK_BATCH is when it is due, this is how far it can
+ * go if threads add to it while another flushes. */
+#define SUB_CAP 1024
+
+typedef struct {
+	plainbuf b;
+	Py_ssize_t n;              /* messages */
+	int64_t starts[SUB_CAP + 1]; /* offsets: message k is [starts[k], starts[k+1]) */
+	uint64_t ids[SUB_CAP];     /* their ids (Submitter) */
+} chunk_batch;
 
 static int flush_chunks(long long qh, chunk_batch *cb) {
 	if (cb->n == 0) return 0;
-	const void *ptrs[CHUNK_BATCH];
-	int64_t lens[CHUNK_BATCH], done = 0;
+	const void *ptrs[SUB_CAP];
+	int64_t lens[SUB_CAP], done = 0;
 	for (Py_ssize_t k = 0; k < cb->n; k++) {
 		ptrs[k] = cb->b.p + cb->starts[k];
 		lens[k] = cb->starts[k + 1] - cb->starts[k];
@@ -749,6 +753,193 @@ fail:
 	Py_DECREF(failures);
 	return NULL;
 }
+
+/* ---- Submitter: apply() tasks held back and put in batches ---- */
+
+/* A put that wakes a sleeping worker costs a system call, and often a
+ * context switch: apply() tasks wait here until a batch is full, someone
+ * waits for a result, or the feeder thread comes round. The methods run
+ * with the GIL held throughout, so each is atomic for Python threads. */
+typedef struct {
+	PyObject_HEAD
+	long long qh;
+	PyObject *dumps;      /* for arguments that are not plain */
+	chunk_batch *cb;      /* the pending task messages */
+} SubmitterObj;
+
+static int sub_init(SubmitterObj *s, PyObject *args, PyObject *kw) {
+	PyObject *dumps;
+	if (!PyArg_ParseTuple(args, "LO", &s->qh, &dumps)) return -1;
+	Py_XSETREF(s->dumps, Py_NewRef(dumps));
+	if (!s->cb && !(s->cb = PyMem_Calloc(1, sizeof *s->cb))) { PyErr_NoMemory(); return -1; }
+	return 0;
+}
+
+static void sub_dealloc(SubmitterObj *s) {
+	Py_CLEAR(s->dumps);
+	if (s->cb) plainbuf_free(&s->cb->b);
+	PyMem_Free(s->cb);
+	Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+/* add(id, fn, args) -> how many tasks are pending: task id, of function
+ * bytes fn, with the arguments args (pickled here when plain, else with
+ * dumps; an exception from dumps is raised, and nothing is added). A full
+ * batch is the caller's to flush. */
+static PyObject *sub_add(SubmitterObj *s, PyObject *const *args, Py_ssize_t nargs) {
+	if (nargs != 3 || !PyBytes_Check(args[1])) {
+		PyErr_SetString(PyExc_TypeError, "add(id, fn: bytes, args)");
+		return NULL;
+	}
+	chunk_batch *cb = s->cb;
+	if (cb->n >= SUB_CAP) {
+		PyErr_SetString(PyExc_RuntimeError, "mpgo pool: too many tasks held back");
+		return NULL;
+	}
+	uint64_t id = PyLong_AsUnsignedLongLong(args[0]);
+	if (id == (uint64_t)-1 && PyErr_Occurred()) return NULL;
+	PyObject *fn = args[1];
+	Py_ssize_t fl = PyBytes_GET_SIZE(fn);
+	if (fl > 65535) {
+		PyErr_SetString(PyExc_ValueError, "pool: function of more than 65535 bytes");
+		return NULL;
+	}
+	char hdr[TASK_HDR];
+	put_u64(hdr, id);
+	uint16_t fl16 = (uint16_t)fl;
+	memcpy(hdr + 8, &fl16, 2);
+	Py_ssize_t start = cb->b.n;
+	int r = -1;
+	if (plainbuf_put(&cb->b, hdr, TASK_HDR) == 0 &&
+	    plainbuf_put(&cb->b, PyBytes_AS_STRING(fn), fl) == 0)
+		r = plain_dump(&cb->b, args[2]);  /* runs no Python code */
+	if (r < 0) { cb->b.n = start; return NULL; }
+	if (r == 0) {
+		cb->b.n = start;
+		PyObject *pl = PyObject_CallOneArg(s->dumps, args[2]);
+		if (!pl) return NULL;
+		/* dumps ran Python code: another thread may have added or
+		 * flushed meanwhile, so the message goes at the end as it is now. */
+		cb = s->cb;
+		if (cb->n >= SUB_CAP) {
+			Py_DECREF(pl);
+			PyErr_SetString(PyExc_RuntimeError, "mpgo pool: too many tasks held back");
+			return NULL;
+		}
+		Py_buffer v;
+		if (PyObject_GetBuffer(pl, &v, PyBUF_SIMPLE) < 0) { Py_DECREF(pl); return NULL; }
+		start = cb->b.n;
+		int rc = plainbuf_put(&cb->b, hdr, TASK_HDR);
+		if (rc == 0) rc = plainbuf_put(&cb->b, PyBytes_AS_STRING(fn), fl);
+		if (rc == 0) rc = plainbuf_put(&cb->b, v.buf, v.len);
+		PyBuffer_Release(&v);
+		Py_DECREF(pl);
+		if (rc < 0) { cb->b.n = start; return NULL; }
+	}
+	cb->starts[cb->n] = start;
+	cb->ids[cb->n] = id;
+	cb->starts[++cb->n] = cb->b.n;
+	return PyLong_FromSsize_t(cb->b.n >= CHUNK_BYTES ? CHUNK_BATCH : cb->n);
+}
+
+/* flush(outstanding) -> None, or (ids, exception) if the put failed: puts
+ * the pending tasks, adding their ids to the set outstanding first (a
+ * result may come back at once). Those of a failed put are taken out of it
+ * again, and returned for the caller to fail. */
+static PyObject *sub_flush(SubmitterObj *s, PyObject *outstanding) {
+	chunk_batch *cb = s->cb;
+	if (!PySet_Check(outstanding)) {
+		PyErr_SetString(PyExc_TypeError, "flush(outstanding: set)");
+		return NULL;
+	}
+	Py_ssize_t n = cb->n;
+	if (n == 0) Py_RETURN_NONE;
+	PyObject *ids = PyList_New(n);
+	if (!ids) return NULL;
+	for (Py_ssize_t k = 0; k < n; k++) {
+		PyObject *t = PyLong_FromUnsignedLongLong(cb->ids[k]);
+		if (!t || PySet_Add(outstanding, t) < 0) {
+			Py_XDECREF(t);
+			for (Py_ssize_t j = 0; j < k; j++) PySet_Discard(outstanding, PyList_GET_ITEM(ids, j));
+			Py_DECREF(ids);
+			return NULL;
+		}
+		PyList_SET_ITEM(ids, k, t);
+	}
+	/* flush_chunks keeps the GIL for small batches, which is what keeps
+	 * this atomic; a big one goes without it, from its own copy. */
+	chunk_batch *mine = cb;
+	if (cb->b.n >= POOL_BIG) {
+		chunk_batch *fresh = PyMem_Calloc(1, sizeof *fresh);
+		if (!fresh) {
+			for (Py_ssize_t j = 0; j < n; j++) PySet_Discard(outstanding, PyList_GET_ITEM(ids, j));
+			Py_DECREF(ids);
+			return PyErr_NoMemory();
+		}
+		s->cb = fresh;
+	}
+	int rc = flush_chunks(s->qh, mine);
+	if (mine != s->cb) {
+		plainbuf_free(&mine->b);
+		PyMem_Free(mine);
+	}
+	if (rc == 0) {
+		Py_DECREF(ids);
+		Py_RETURN_NONE;
+	}
+	PyObject *t, *v, *tb;
+	PyErr_Fetch(&t, &v, &tb);
+	PyErr_NormalizeException(&t, &v, &tb);
+	if (tb && v) PyException_SetTraceback(v, tb);
+	for (Py_ssize_t j = 0; j < n; j++) PySet_Discard(outstanding, PyList_GET_ITEM(ids, j));
+	PyObject *res = Py_BuildValue("(NO)", ids, v ? v : Py_None);
+	Py_XDECREF(t);
+	Py_XDECREF(v);
+	Py_XDECREF(tb);
+	return res;
+}
+
+/* drop() -> ids: forget the pending tasks (the pool stopped), for the
+ * caller to fail. */
+static PyObject *sub_drop(SubmitterObj *s, PyObject *unused) {
+	chunk_batch *cb = s->cb;
+	PyObject *ids = PyList_New(cb->n);
+	if (!ids) return NULL;
+	for (Py_ssize_t k = 0; k < cb->n; k++) {
+		PyObject *t = PyLong_FromUnsignedLongLong(cb->ids[k]);
+		if (!t) { Py_DECREF(ids); return NULL; }
+		PyList_SET_ITEM(ids, k, t);
+	}
+	cb->n = 0;
+	cb->b.n = 0;
+	return ids;
+}
+
+static PyObject *sub_len(SubmitterObj *s, PyObject *unused) {
+	return PyLong_FromSsize_t(s->cb->n);
+}
+
+static PyMethodDef sub_methods[] = {
+	{"add", (PyCFunction)(void (*)(void))sub_add, METH_FASTCALL,
+	 "add(id, fn, args) -> pending count (256 once a batch is due)"},
+	{"flush", (PyCFunction)sub_flush, METH_O,
+	 "flush(outstanding) -> None, or (ids, exception) if the put failed"},
+	{"drop", (PyCFunction)sub_drop, METH_NOARGS, "drop() -> ids of the pending tasks, forgotten"},
+	{"pending", (PyCFunction)sub_len, METH_NOARGS, "pending() -> how many tasks wait"},
+	{NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject SubmitterType = {
+	PyVarObject_HEAD_INIT(NULL, 0)
+	.tp_name = "mpgo._native._fast.Submitter",
+	.tp_basicsize = sizeof(SubmitterObj),
+	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_doc = "Submitter(queue, dumps): apply() tasks of a pool, put in batches.",
+	.tp_new = PyType_GenericNew,
+	.tp_init = (initproc)sub_init,
+	.tp_dealloc = (destructor)sub_dealloc,
+	.tp_methods = sub_methods,
+};
 
 /* pool_put(queue_handle, id, fn, payload): put one task message. */
 static PyObject *pool_put(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -1118,5 +1309,8 @@ int mpgo_pool_add(PyObject *m) {
 	if (PyType_Ready(&PoolWorkerType) < 0) return -1;
 	Py_INCREF(&PoolWorkerType);
 	if (PyModule_AddObject(m, "PoolWorker", (PyObject *)&PoolWorkerType) < 0) return -1;
+	if (PyType_Ready(&SubmitterType) < 0) return -1;
+	Py_INCREF(&SubmitterType);
+	if (PyModule_AddObject(m, "Submitter", (PyObject *)&SubmitterType) < 0) return -1;
 	return PyModule_AddFunctions(m, pool_functions);
 }

@@ -869,6 +869,9 @@ _RESULT_HDR = struct.Struct('<QIB')
 # Tasks put in one commit when a job is submitted; a worker can start on
 # the first batch while the rest is pickled.
 _SUBMIT_BATCH = 256
+# How long apply() tasks may wait for a batch to fill when nobody waits for
+# their results.
+_FLUSH_DELAY = 0.0005
 _SUBMIT_BYTES = 64 << 10
 # A worker that put a result of _BIG_RESULT bytes or more waits (at most
 # _MAX_BACKOFF seconds) until at most _BACKLOG results are left unread.
@@ -880,7 +883,6 @@ _MAX_BACKOFF = 2.0
 _BY_REFERENCE = (types.FunctionType, types.BuiltinFunctionType, type)
 
 
-_dumps = reduction.ForkingPickler.dumps
 
 
 def _core_worker(initializer, initargs, wrap_exception):
@@ -1033,7 +1035,6 @@ class _CorePool(object):
         self.freed = False
         # By kind, func -> the pickle of (kind, func), for _BY_REFERENCE
         self.fn_cache = [{} for _ in range(_APPLY_ARGS + 1)]
-        self.pending = []          # (id, function, payload) held back by apply()
 
         # The workers' Process object, pickled once: the engine starts
         # every worker (replacements too) with the same spawn data.
@@ -1064,6 +1065,7 @@ class _CorePool(object):
         self.keep = (initializer, initargs)
         self.tq = self.call('PoolTasks', self.h)
         self.rq = self.call('PoolResults', self.h)
+        self.submitter = self.fast.Submitter(self.tq, reduction.ForkingPickler.dumps)
         self.waker = self.fast.Queue(self.rq)
         self.feed_queue = queue.SimpleQueue()
         self.feeder = threading.Thread(target=self._feed, name='PoolTaskHandler',
@@ -1105,24 +1107,21 @@ class _CorePool(object):
         try:
             if kwds:
                 fb = self._function(_APPLY, func)
-                payload = _dumps((args, kwds))
+                args = (args, kwds)
             else:
                 try:
                     fb = self.fn_cache[_APPLY_ARGS][func]
                 except (KeyError, TypeError):
                     fb = self._function(_APPLY_ARGS, func)
-                payload = _dumps(args if type(args) is tuple else tuple(args))
+                if type(args) is not tuple:
+                    args = tuple(args)
+            # Held back and put in batches (see Submitter): the batch goes
+            # out when it is full, when the caller waits for a result, or
+            # when the feeder thread next comes round.
+            n = self.submitter.add(tid, fb, args)
         except Exception as e:
             self.fail(job, 0, e)
             return
-        # Held back and put in batches: a put that wakes a sleeping worker
-        # costs a system call, and often a context switch. The batch goes
-        # out when it is full, when the caller waits for a result, or when
-        # the feeder thread next runs (when this thread blocks, or within
-        # the interpreter's switch interval).
-        with self.lock:
-            self.pending.append((tid, fb, payload))
-            n = len(self.pending)
         if n == 1:
             self.feed_queue.put(_FLUSH)
         elif n >= _SUBMIT_BATCH:
@@ -1130,13 +1129,18 @@ class _CorePool(object):
 
     def flush(self):
         '''Put the tasks apply() held back.'''
-        if not self.pending:
+        if not self.submitter.pending():
             return
         with self.lock:
-            batch, self.pending = self.pending, []
-        if batch:
-            self._put_many([t[0] for t in batch], [t[1] for t in batch],
-                           [t[2] for t in batch])
+            if self.broken is not None or self.terminating or self.stopped:
+                ids, exc = self.submitter.drop(), self._stopped_error()
+            else:
+                failed = self.submitter.flush(self.outstanding)
+                if failed is None:
+                    return
+                ids, exc = failed
+        for tid in ids:
+            self.fail((tid >> 32) - 1, tid & 0xffffffff, exc)
 
     def map(self, job, kind, func, iterable, chunksize):
         '''Put the tasks of a map: chunks of iterable (a sequence).'''
@@ -1257,6 +1261,10 @@ class _CorePool(object):
         dumps = reduction.ForkingPickler.dumps
         for item in iter(self.feed_queue.get, None):
             if item is _FLUSH:
+                # Not at once: the caller is likely still submitting, and
+                # waking this thread for every few tasks costs it more than
+                # the tasks do. A full batch, or a wait, puts them sooner.
+                time.sleep(_FLUSH_DELAY)
                 self.flush()
                 continue
             job, kind, func, iterable, set_length = item
@@ -1906,42 +1914,37 @@ class Pool(object):
 #
 
 
-class _Flag(object):
-    '''A one-shot threading.Event, ten times cheaper to make: a lock held
-    until set(). Waits on a lock are interruptible, as Event's are.'''
+class _EventView(object):
+    '''ApplyResult._event: the Event-like face of a result's ready flag.'''
 
-    __slots__ = ('_lock', '_flag')
+    __slots__ = ('_result',)
 
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._lock.acquire()
-        self._flag = False
+    def __init__(self, result):
+        self._result = result
 
     def is_set(self):
-        return self._flag
+        return self._result._ready
 
     def set(self):
-        if not self._flag:
-            self._flag = True
-            self._lock.release()
+        self._result._mark_ready()
 
     def wait(self, timeout=None):
-        if self._flag:
-            return True
-        if timeout is None:
-            got = self._lock.acquire()
-        else:
-            got = self._lock.acquire(True, max(timeout, 0))
-        if got:
-            self._lock.release()    # let the other waiters through
-        return self._flag
+        return self._result._wait_ready(timeout)
 
 
 class ApplyResult(object):
+    '''The result of apply_async().
+
+    Ready is a plain flag; a lock (held until ready) is made only for a
+    thread that has to wait, which most results never need: making one for
+    every result cost more than the rest of apply_async. The two sides
+    publish in opposite orders (the setter: flag, then read the lock; a
+    waiter: the lock, then read the flag), so under the GIL one of them
+    always sees the other's write, and no waiter is left behind.'''
 
     def __init__(self, pool, callback, error_callback):
         self._pool = pool
-        self._event = _Flag()
+        self._ready = False
         # A process pool holds tasks back to put them in batches: waiting
         # for a result puts them first.
         self._core = pool._core
@@ -1951,8 +1954,12 @@ class ApplyResult(object):
         self._error_callback = error_callback
         self._cache[self._job] = self
 
+    @property
+    def _event(self):
+        return _EventView(self)
+
     def ready(self):
-        return self._event.is_set()
+        return self._ready
 
     def successful(self):
         if not self.ready():
@@ -1960,13 +1967,38 @@ class ApplyResult(object):
         return self._success
 
     def wait(self, timeout=None):
-        if self._core is not None and not self._event._flag:
+        if self._ready:
+            return
+        if self._core is not None:
             self._core.flush()
-        self._event.wait(timeout)
+        self._wait_ready(timeout)
+
+    def _wait_ready(self, timeout):
+        if self._ready:
+            return True
+        lock = threading.Lock()
+        lock.acquire()
+        # setdefault is atomic: every waiter gets the same lock.
+        lock = self.__dict__.setdefault('_waiters', lock)
+        if not self._ready:
+            if timeout is None:
+                got = lock.acquire()
+            else:
+                got = lock.acquire(True, max(timeout, 0))
+            if got:
+                lock.release()    # let the other waiters through
+        return self._ready
+
+    def _mark_ready(self):
+        if not self._ready:
+            self._ready = True
+            lock = self.__dict__.get('_waiters')
+            if lock is not None:
+                lock.release()
 
     def get(self, timeout=None):
         self.wait(timeout)
-        if not self.ready():
+        if not self._ready:
             raise TimeoutError
         if self._success:
             return self._value
@@ -1979,6 +2011,11 @@ class ApplyResult(object):
 
     def _set(self, i, obj):
         self._success, self._value = obj
+        if self._callback is None and self._error_callback is None:
+            self._mark_ready()
+            del self._cache[self._job]
+            self._pool = None
+            return
         try:
             if self._callback and self._success:
                 self._callback(self._value)
@@ -1986,7 +2023,7 @@ class ApplyResult(object):
                 self._error_callback(self._value)
         finally:
             # The callback has returned (or raised) before waiters wake.
-            self._event.set()
+            self._mark_ready()
             del self._cache[self._job]
             self._pool = None
 
@@ -2010,7 +2047,7 @@ class MapResult(ApplyResult):
         self._chunksize = chunksize
         if chunksize <= 0:
             self._number_left = 0
-            self._event.set()
+            self._mark_ready()
             del self._cache[self._job]
         else:
             self._number_left = length//chunksize + bool(length % chunksize)
@@ -2038,7 +2075,7 @@ class MapResult(ApplyResult):
                         self._callback(self._value)
                 finally:
                     del self._cache[self._job]
-                    self._event.set()
+                    self._mark_ready()
                     self._pool = None
         else:
             if not success and self._success:
@@ -2052,7 +2089,7 @@ class MapResult(ApplyResult):
                         self._error_callback(self._value)
                 finally:
                     del self._cache[self._job]
-                    self._event.set()
+                    self._mark_ready()
                     self._pool = None
 
 #
