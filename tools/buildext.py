@@ -98,7 +98,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
     target = os.path.join(args.out, "_pybind" + suffix)
-    run(["go", "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w",
+    run(["go", "build", "-buildmode=c-shared", "-trimpath", "-ldflags=" + os.environ.get("MPGO_LDFLAGS", "-s -w"),
          "-o", target, "./_build/ext"], env=go_env(extra))
     hdr = os.path.splitext(target)[0] + ".h"
     if os.path.exists(hdr):

@@ -501,6 +501,11 @@ static PyTypeObject PoolWorkerType = {
 
 /* ---- the parent's side ---- */
 
+/* task_key is what the parent's set of outstanding tasks holds for task id
+ * (pool.py's _key): a set of raw ids, whose low bits are the same for every
+ * job's first task, collided at every insertion. Its own inverse. */
+static inline uint64_t task_key(uint64_t id) { return id ^ (id >> 32); }
+
 static int put_hdr(char *p, PyObject *id_obj, Py_ssize_t fl) {
 	uint64_t id = PyLong_AsUnsignedLongLong(id_obj);
 	if (id == (uint64_t)-1 && PyErr_Occurred()) return -1;
@@ -857,7 +862,7 @@ static PyObject *sub_flush(SubmitterObj *s, PyObject *outstanding) {
 	PyObject *ids = PyList_New(n);
 	if (!ids) return NULL;
 	for (Py_ssize_t k = 0; k < n; k++) {
-		PyObject *t = PyLong_FromUnsignedLongLong(cb->ids[k]);
+		PyObject *t = PyLong_FromUnsignedLongLong(task_key(cb->ids[k]));
 		if (!t || PySet_Add(outstanding, t) < 0) {
 			Py_XDECREF(t);
 			for (Py_ssize_t j = 0; j < k; j++) PySet_Discard(outstanding, PyList_GET_ITEM(ids, j));
@@ -891,7 +896,15 @@ static PyObject *sub_flush(SubmitterObj *s, PyObject *outstanding) {
 	PyErr_Fetch(&t, &v, &tb);
 	PyErr_NormalizeException(&t, &v, &tb);
 	if (tb && v) PyException_SetTraceback(v, tb);
-	for (Py_ssize_t j = 0; j < n; j++) PySet_Discard(outstanding, PyList_GET_ITEM(ids, j));
+	for (Py_ssize_t j = 0; j < n; j++) {
+		/* back from keys to ids, for the caller */
+		PyObject *k = PyList_GET_ITEM(ids, j);
+		PySet_Discard(outstanding, k);
+		PyObject *id = PyLong_FromUnsignedLongLong(task_key(PyLong_AsUnsignedLongLong(k)));
+		if (!id) { PyErr_Clear(); continue; }
+		PyList_SET_ITEM(ids, j, id);
+		Py_DECREF(k);
+	}
 	PyObject *res = Py_BuildValue("(NO)", ids, v ? v : Py_None);
 	Py_XDECREF(t);
 	Py_XDECREF(v);
@@ -1075,10 +1088,76 @@ static PyObject *pool_results(PyObject *self, PyObject *const *args, Py_ssize_t 
 	return l;
 }
 
+/* Names of ApplyResult's attributes, for deliver_apply. */
+static PyObject *s_callback, *s_error_callback, *s_success, *s_value, *s_ready, *s_waiters,
+	*s_pool, *s_release;
+
+static int intern_names(void) {
+	if (s_release) return 0;
+	struct { PyObject **p; const char *s; } names[] = {
+		{&s_callback, "_callback"}, {&s_error_callback, "_error_callback"},
+		{&s_success, "_success"}, {&s_value, "_value"}, {&s_ready, "_ready"},
+		{&s_waiters, "_waiters"}, {&s_pool, "_pool"}, {&s_release, "release"},
+	};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (!*names[i].p && !(*names[i].p = PyUnicode_InternFromString(names[i].s))) return -1;
+	return 0;
+}
+
+/* deliver_apply sets the result of job when it is an ApplyResult (exactly
+ * cls) without callbacks, as ApplyResult._set does: 1 if it did, 0 if the
+ * job is for Python to deliver, -1 with an exception set. */
+static int deliver_apply(PyObject *cache, PyObject *cls, long long job, int ok, PyObject *obj) {
+	if (!cache || !PyDict_CheckExact(cache) || intern_names() < 0) return 0;
+	PyObject *key = PyLong_FromLongLong(job);
+	if (!key) return -1;
+	PyObject *r = PyDict_GetItemWithError(cache, key);
+	if (!r || (PyObject *)Py_TYPE(r) != cls) {
+		Py_DECREF(key);
+		return PyErr_Occurred() ? -1 : 0;
+	}
+	Py_INCREF(r);
+	int res = -1, cbs = 0;
+	PyObject *v;
+	for (int k = 0; k < 2; k++) {
+		if (_PyObject_LookupAttr(r, k ? s_error_callback : s_callback, &v) < 0) goto out;
+		if (v && v != Py_None) cbs = 1;
+		Py_XDECREF(v);
+	}
+	if (cbs) { res = 0; goto out; }
+	if (PyObject_SetAttr(r, s_success, ok ? Py_True : Py_False) < 0 ||
+	    PyObject_SetAttr(r, s_value, obj) < 0)
+		goto out;
+	/* ApplyResult._mark_ready: the flag first, then wake any waiter. */
+	if (_PyObject_LookupAttr(r, s_ready, &v) < 0) goto out;
+	int was = v == Py_True;
+	Py_XDECREF(v);
+	if (!was) {
+		if (PyObject_SetAttr(r, s_ready, Py_True) < 0) goto out;
+		PyObject *lock;
+		if (_PyObject_LookupAttr(r, s_waiters, &lock) < 0) goto out;
+		if (lock && lock != Py_None) {
+			PyObject *x = PyObject_CallMethodNoArgs(lock, s_release);
+			Py_DECREF(lock);
+			if (!x) goto out;
+			Py_DECREF(x);
+		} else {
+			Py_XDECREF(lock);
+		}
+	}
+	if (PyDict_DelItem(cache, key) < 0 || PyObject_SetAttr(r, s_pool, Py_None) < 0) goto out;
+	res = 1;
+out:
+	Py_DECREF(r);
+	Py_DECREF(key);
+	return res;
+}
+
 /* collect_one adds the result message m (n bytes; its bytes object owner,
  * or NULL when m is in the scratch) to out, for pool_collect. */
 static int collect_one(PyObject *out, const char *m, int64_t n, PyObject *owner,
-		       PyObject *loads, PyObject *outstanding, PyObject **group, long long *group_job) {
+		       PyObject *loads, PyObject *outstanding, PyObject **group, long long *group_job,
+		       PyObject *cache, PyObject *cls) {
 	if (n < RESULT_HDR) {
 		PyErr_SetString(PyExc_RuntimeError, "mpgo pool: short result message");
 		return -1;
@@ -1088,7 +1167,7 @@ static int collect_one(PyObject *out, const char *m, int64_t n, PyObject *owner,
 	const char *body = m + RESULT_HDR;
 	int64_t bn = n - RESULT_HDR;
 	if (tid != 0) {
-		PyObject *t = PyLong_FromUnsignedLongLong(tid);
+		PyObject *t = PyLong_FromUnsignedLongLong(task_key(tid));
 		if (!t) return -1;
 		int r = PySet_Discard(outstanding, t);
 		Py_DECREF(t);
@@ -1122,6 +1201,11 @@ static int collect_one(PyObject *out, const char *m, int64_t n, PyObject *owner,
 			return 0;
 		}
 		long long job = (long long)(tid >> 32) - 1;
+		int d = deliver_apply(cache, cls, job, status == S_OK, obj);
+		if (d != 0) {
+			Py_DECREF(obj);
+			return d < 0 ? -1 : 0;
+		}
 		PyObject *item = Py_BuildValue("(k(NN))", (unsigned long)(tid & 0xffffffffu),
 					       PyBool_FromLong(status == S_OK), obj);
 		if (!item) return -1;
@@ -1150,8 +1234,11 @@ static int collect_one(PyObject *out, const char *m, int64_t n, PyObject *owner,
 	return 0;
 }
 
-/* pool_collect(queue, max, loads, outstanding) -> [(job, [(i, (ok, obj))])
- * or (None, (id, status, body))]
+/* pool_collect(queue, max, loads, outstanding[, cache, ApplyResult])
+ *     -> [(job, [(i, (ok, obj))]) or (None, (id, status, body))]
+ *
+ * With cache (job -> result) and the class ApplyResult, the result of an
+ * ApplyResult without callbacks is set here (deliver_apply), not returned.
  *
  * Waits for result messages (up to max), and reads them: each result of a
  * task still in the set outstanding (taken out of it here), unpickled (in C
@@ -1160,10 +1247,12 @@ static int collect_one(PyObject *out, const char *m, int64_t n, PyObject *owner,
  * about no task (id 0), lost tasks, and results that failed to unpickle
  * (status -1, the exception as body). */
 static PyObject *pool_collect(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-	if (nargs != 4 || !PySet_Check(args[3])) {
-		PyErr_SetString(PyExc_TypeError, "pool_collect(queue, max, loads, outstanding: set)");
+	if ((nargs != 4 && nargs != 6) || !PySet_Check(args[3])) {
+		PyErr_SetString(PyExc_TypeError,
+				"pool_collect(queue, max, loads, outstanding: set[, cache, ApplyResult])");
 		return NULL;
 	}
+	PyObject *cache = nargs == 6 ? args[4] : NULL, *cls = nargs == 6 ? args[5] : NULL;
 	if (mpgo_fast_check_forked() < 0) return NULL;
 	long long qh = PyLong_AsLongLong(args[0]);
 	if (qh == -1 && PyErr_Occurred()) return NULL;
@@ -1200,7 +1289,7 @@ static PyObject *pool_collect(PyObject *self, PyObject *const *args, Py_ssize_t 
 		rc = mpgo_queue_get(qh, PyBytes_AS_STRING(b), n, 0, &got);
 		Py_END_ALLOW_THREADS
 		if (rc < 0 || collect_one(out, PyBytes_AS_STRING(b), got, b, loads, outstanding,
-					  &group, &group_job) < 0) {
+					  &group, &group_job, cache, cls) < 0) {
 			if (rc < 0) mpgo_fast_raise_code(rc);
 			Py_DECREF(b);
 			Py_DECREF(out);
@@ -1215,7 +1304,7 @@ static PyObject *pool_collect(PyObject *self, PyObject *const *args, Py_ssize_t 
 	int64_t off = 0;
 	for (int64_t i = 0; i < ra.count; i++) {
 		if (collect_one(out, res_scratch + off, lens[i], NULL, loads, outstanding,
-				&group, &group_job) < 0) {
+				&group, &group_job, cache, cls) < 0) {
 			Py_DECREF(out);
 			return NULL;
 		}

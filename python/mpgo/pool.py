@@ -866,6 +866,15 @@ _OK, _ERROR, _PANIC, _LOST, _BROKEN, _CLOSED, _INIT_FAILED = range(7)
 _WAKE = 100     # a message the parent puts to wake its own result thread
 _FLUSH = object()  # tells the feeder to put the tasks apply() held back
 _RESULT_HDR = struct.Struct('<QIB')
+
+
+def _key(tid):
+    '''What _CorePool.outstanding holds for task id tid (and the id for
+    a key: the mapping is its own inverse). An id's low 32 bits are the
+    same for every job's first task, which made a set of ids collide at
+    every insertion; this mixes the job into them.'''
+    return tid ^ (tid >> 32)
+
 # Tasks put in one commit when a job is submitted; a worker can start on
 # the first batch while the rest is pickled.
 _SUBMIT_BATCH = 256
@@ -1027,7 +1036,7 @@ class _CorePool(object):
         self.fast = _engine.fast
         self.call = _engine.call
         self.lock = threading.Lock()
-        self.outstanding = set()   # ids put and not yet settled
+        self.outstanding = set()   # _key(id) of the tasks put and not yet settled
         self.failures = collections.deque()  # (job, i, exc) to deliver
         self.broken = None
         self.terminating = False
@@ -1202,7 +1211,8 @@ class _CorePool(object):
         step = _SUBMIT_BATCH * 16
         for i0 in range(0, nchunks, step):
             i1 = min(i0 + step, nchunks)
-            ids = range(base | i0, base | i1)
+            hb = base >> 32
+            ids = [base | (i ^ hb) for i in range(i0, i1)]   # _key(base | i)
             with self.lock:
                 if self.broken is not None or self.terminating or self.stopped:
                     exc = self._stopped_error()
@@ -1221,7 +1231,7 @@ class _CorePool(object):
                     self.fail(job, i, exc)
                 return
             for i, e in failed:
-                outstanding.discard(base | i)
+                outstanding.discard(_key(base | i))
                 self.fail(job, i, e)
 
     def _put(self, tid, fb, payload):
@@ -1238,12 +1248,13 @@ class _CorePool(object):
             if self.broken is not None or self.terminating or self.stopped:
                 exc = self._stopped_error()
             else:
-                self.outstanding.update(ids)
+                keys = [_key(tid) for tid in ids]
+                self.outstanding.update(keys)
                 try:
                     put(self.tq, *args)
                     return True
                 except Exception as e:
-                    self.outstanding.difference_update(ids)
+                    self.outstanding.difference_update(keys)
                     exc = e
         for tid in ids:
             self.fail((tid >> 32) - 1, tid & 0xffffffff, exc)
@@ -1324,7 +1335,7 @@ class _CorePool(object):
             if self.broken is not None:
                 return
             self.broken = exc
-            ids = sorted(self.outstanding)
+            ids = sorted(_key(k) for k in self.outstanding)
             self.outstanding.clear()
         for tid in ids:
             self.deliver((tid >> 32) - 1, tid & 0xffffffff, (False, exc))
@@ -1336,7 +1347,9 @@ class _CorePool(object):
         cache = self.cache
         rq = self.rq
         while True:
-            for job, items in collect(rq, 256, loads, outstanding):
+            # An ApplyResult without callbacks is set by collect itself.
+            for job, items in collect(rq, 256, loads, outstanding, cache,
+                                      ApplyResult):
                 if job is None:
                     self._handle_other(*items)
                     continue
@@ -1708,7 +1721,8 @@ class Pool(object):
         '''
         Asynchronous version of `apply()` method.
         '''
-        self._check_running()
+        if self._state != RUN:
+            raise ValueError("Pool not running")
         result = ApplyResult(self, callback, error_callback)
         if self._core is not None:
             self._core.apply(result._job, func, args, kwds)
@@ -1914,6 +1928,9 @@ class Pool(object):
 #
 
 
+_waiters_guard = threading.Lock()
+
+
 class _EventView(object):
     '''ApplyResult._event: the Event-like face of a result's ready flag.'''
 
@@ -1941,6 +1958,8 @@ class ApplyResult(object):
     publish in opposite orders (the setter: flag, then read the lock; a
     waiter: the lock, then read the flag), so under the GIL one of them
     always sees the other's write, and no waiter is left behind.'''
+
+    _waiters = None     # the lock waiters wait on, once one has to
 
     def __init__(self, pool, callback, error_callback):
         self._pool = pool
@@ -1976,10 +1995,12 @@ class ApplyResult(object):
     def _wait_ready(self, timeout):
         if self._ready:
             return True
-        lock = threading.Lock()
-        lock.acquire()
-        # setdefault is atomic: every waiter gets the same lock.
-        lock = self.__dict__.setdefault('_waiters', lock)
+        with _waiters_guard:    # every waiter gets the same lock
+            lock = self._waiters
+            if lock is None:
+                lock = threading.Lock()
+                lock.acquire()
+                self._waiters = lock
         if not self._ready:
             if timeout is None:
                 got = lock.acquire()
@@ -1992,7 +2013,7 @@ class ApplyResult(object):
     def _mark_ready(self):
         if not self._ready:
             self._ready = True
-            lock = self.__dict__.get('_waiters')
+            lock = self._waiters
             if lock is not None:
                 lock.release()
 
