@@ -22,6 +22,24 @@
 #define PLAIN_DEPTH 4
 #define PLAIN_MARKS 16
 
+static int grow(plainbuf *b, Py_ssize_t k) {
+	Py_ssize_t cap = b->cap ? b->cap : 256;
+	while (cap < b->n + k) cap *= 2;
+	char *p = PyMem_Realloc(b->p, cap);
+	if (!p) { PyErr_NoMemory(); return -1; }
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+/* put_small is plainbuf_put for the few bytes of one opcode, inlined. */
+static inline int put_small(plainbuf *b, const char *s, int k) {
+	if (b->n + k > b->cap && grow(b, k) < 0) return -1;
+	memcpy(b->p + b->n, s, k);
+	b->n += k;
+	return 0;
+}
+
 int plainbuf_put(plainbuf *b, const char *s, Py_ssize_t k) {
 	if (b->n + k > b->cap) {
 		Py_ssize_t cap = b->cap ? b->cap : 256;
@@ -58,7 +76,48 @@ static int put_len(plainbuf *b, char short_op, char long_op, const char *s, Py_s
 	return plainbuf_put(b, s, k) < 0 ? -1 : 1;
 }
 
-static int put_int(plainbuf *b, PyObject *o) {
+int plain_int(plainbuf *b, long long v) {
+	/* Written straight into the buffer: bytes put in a local array, then
+	 * copied out as a word, stall the store-to-load forwarding. */
+	if (b->n + 10 > b->cap && grow(b, 10) < 0) return -1;
+	unsigned char *h = (unsigned char *)b->p + b->n;
+	if (v >= 0 && v <= 0xff) {
+		h[0] = 'K';
+		h[1] = (unsigned char)v;
+		b->n += 2;
+	} else if (v >= 0 && v <= 0xffff) {
+		h[0] = 'M';
+		h[1] = (unsigned char)v;
+		h[2] = (unsigned char)(v >> 8);
+		b->n += 3;
+	} else if (v >= -0x80000000LL && v <= 0x7fffffffLL) {
+		uint32_t u = (uint32_t)(int32_t)v;
+		h[0] = 'J';
+		h[1] = (unsigned char)u;
+		h[2] = (unsigned char)(u >> 8);
+		h[3] = (unsigned char)(u >> 16);
+		h[4] = (unsigned char)(u >> 24);
+		b->n += 5;
+	} else {
+		/* LONG1: 8 bytes of two's complement, little-endian. */
+		uint64_t u = (uint64_t)v;
+		h[0] = 0x8a;
+		h[1] = 8;
+		for (int i = 0; i < 8; i++) h[2 + i] = (unsigned char)(u >> (8 * i));
+		b->n += 10;
+	}
+	return 1;
+}
+
+static inline int put_int(plainbuf *b, PyObject *o) {
+#if PY_VERSION_HEX < 0x030C0000
+	/* One digit (up to 2**30): read it, as CPython 3.11 lays ints out. */
+	Py_ssize_t size = Py_SIZE(o);
+	if (size >= -1 && size <= 1) {
+		long long d = size ? (long long)((PyLongObject *)o)->ob_digit[0] : 0;
+		return plain_int(b, size < 0 ? -d : d);
+	}
+#endif
 	int overflow;
 	long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
 	if (v == -1 && PyErr_Occurred()) return -1;
@@ -66,34 +125,13 @@ static int put_int(plainbuf *b, PyObject *o) {
 	return plain_int(b, v);
 }
 
-int plain_int(plainbuf *b, long long v) {
-	char h[10];
-	Py_ssize_t k;
-	if (v >= 0 && v <= 0xff) { h[0] = 'K'; h[1] = (char)v; k = 2; }
-	else if (v >= 0 && v <= 0xffff) { h[0] = 'M'; h[1] = (char)v; h[2] = (char)(v >> 8); k = 3; }
-	else if (v >= -0x80000000LL && v <= 0x7fffffffLL) {
-		uint32_t u = (uint32_t)(int32_t)v;
-		h[0] = 'J';
-		for (int i = 0; i < 4; i++) h[1 + i] = (char)(u >> (8 * i));
-		k = 5;
-	} else {
-		/* LONG1: 8 bytes of two's complement, little-endian. */
-		uint64_t u = (uint64_t)v;
-		h[0] = '\x8a';
-		h[1] = 8;
-		for (int i = 0; i < 8; i++) h[2 + i] = (char)(u >> (8 * i));
-		k = 10;
-	}
-	return plainbuf_put(b, h, k) < 0 ? -1 : 1;
-}
-
 int plain_item(plainbuf *b, PyObject *o, int depth) {
 	PyTypeObject *t = Py_TYPE(o);
 	char h[9];
-	if (o == Py_None) return plainbuf_put(b, "N", 1) < 0 ? -1 : 1;
-	if (o == Py_True) return plainbuf_put(b, "\x88", 1) < 0 ? -1 : 1;
-	if (o == Py_False) return plainbuf_put(b, "\x89", 1) < 0 ? -1 : 1;
 	if (t == &PyLong_Type) return put_int(b, o);
+	if (o == Py_None) return put_small(b, "N", 1) < 0 ? -1 : 1;
+	if (o == Py_True) return put_small(b, "\x88", 1) < 0 ? -1 : 1;
+	if (o == Py_False) return put_small(b, "\x89", 1) < 0 ? -1 : 1;
 	if (t == &PyFloat_Type) {
 		h[0] = 'G';
 		if (PyFloat_Pack8(PyFloat_AS_DOUBLE(o), h + 1, 0) < 0) return -1;
@@ -141,8 +179,9 @@ int plain_dump(plainbuf *b, PyObject *o) {
 	return r;
 }
 
-/* The buffer plain_bytes writes in, kept by each thread between calls. */
-static __thread plainbuf scratch;
+/* The buffer plain_bytes writes in, kept between calls (used with the GIL
+ * held, and no Python code run). */
+static plainbuf scratch;
 
 PyObject *plain_bytes(PyObject *o) {
 	scratch.n = 0;
@@ -190,10 +229,25 @@ static inline uint32_t rd_u32(const unsigned char *p) {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* A reader's big stack, kept between calls (up to KEEP_STACK entries): a
+ * list of results of 100k items needs one that big, and memory freshly
+ * mapped for each costs a page fault per page. One for the process: the
+ * GIL is held from taking it to giving it back (nothing in between runs
+ * Python code). */
+#define KEEP_STACK (1 << 20)
+static PyObject **kept_stack;
+static Py_ssize_t kept_cap;
+
 PyObject *plain_load(const char *data, Py_ssize_t len) {
 	const unsigned char *p = (const unsigned char *)data, *end = p + len;
 	PyObject *small[64];
 	pstack st = {small, 0, 64, {0}, 0, 0};
+	if (kept_stack && len > 64 * 4) {
+		st.s = kept_stack;
+		st.cap = kept_cap;
+		st.heap = 1;
+		kept_stack = NULL;
+	}
 	PyObject *res = NULL;
 	int failed = 0;  /* 1: not ours, 2: error set */
 #define NEED(k) do { if (end - p < (k)) { failed = 1; goto out; } } while (0)
@@ -264,7 +318,17 @@ PyObject *plain_load(const char *data, Py_ssize_t len) {
 			Py_ssize_t from = st.marks[--st.nm];
 			if (from < 1 || !PyList_CheckExact(st.s[from - 1])) { failed = 1; goto out; }
 			PyObject *l = st.s[from - 1];
-			Py_ssize_t have = PyList_GET_SIZE(l);
+			Py_ssize_t have = PyList_GET_SIZE(l), k = st.n - from;
+			if (have == 0 && Py_REFCNT(l) == 1) {
+				/* The usual case, ']' '(' items 'e': a list made of the
+				 * items as they are on the stack, which it takes over. */
+				PyObject *nl = PyList_New(k);
+				if (!nl) { failed = 2; goto out; }
+				memcpy(((PyListObject *)nl)->ob_item, st.s + from, k * sizeof(PyObject *));
+				st.n = from;
+				Py_SETREF(st.s[from - 1], nl);
+				break;
+			}
 			PyObject *t = tuple_from(&st, from);
 			if (!t) { failed = 2; goto out; }
 			int rc = PyList_SetSlice(l, have, have, t);
@@ -296,7 +360,14 @@ out:
 #undef NEED
 #undef PUSH
 	while (st.n > 0) Py_DECREF(st.s[--st.n]);
-	if (st.heap) PyMem_Free(st.s);
+	if (st.heap) {
+		if (st.cap <= KEEP_STACK && !kept_stack) {
+			kept_stack = st.s;
+			kept_cap = st.cap;
+		} else {
+			PyMem_Free(st.s);
+		}
+	}
 	if (failed == 1) PyErr_Clear();
 	return res;
 }

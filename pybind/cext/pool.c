@@ -19,6 +19,8 @@
 #define TASK_HDR 10
 #define RESULT_HDR 13
 #define POOL_SCRATCH (64 * 1024)
+/* The most a worker keeps of its result buffer between tasks. */
+#define POOL_KEEP_OUT (16 << 20)
 /* Messages larger than this are copied with the GIL released. */
 #define POOL_BIG (256 * 1024)
 
@@ -152,54 +154,6 @@ static int take_next(PoolWorkerObj *w, double t, uint64_t *id, PyObject **fn,
 	return 1;
 }
 
-/* take(timeout=None) -> (id, function bytes, payload bytes), or None once the
- * pool has stopped (or on timeout). */
-static PyObject *pw_take(PoolWorkerObj *w, PyObject *const *args, Py_ssize_t nargs) {
-	double t;
-	if (timeout_arg(nargs > 0 ? args[0] : NULL, &t) < 0) return NULL;
-	uint64_t id;
-	PyObject *fn;
-	int64_t off, n;
-	int got = take_next(w, t, &id, &fn, &off, &n);
-	if (got < 0) return NULL;
-	if (got == 0) Py_RETURN_NONE;
-	PyObject *payload = PyBytes_FromStringAndSize(w->buf + off, n);
-	if (!payload) { Py_DECREF(fn); return NULL; }
-	PyObject *id_obj = PyLong_FromUnsignedLongLong(id);
-	if (!id_obj) { Py_DECREF(fn); Py_DECREF(payload); return NULL; }
-	PyObject *r = PyTuple_New(3);
-	if (!r) { Py_DECREF(id_obj); Py_DECREF(fn); Py_DECREF(payload); return NULL; }
-	PyTuple_SET_ITEM(r, 0, id_obj);
-	PyTuple_SET_ITEM(r, 1, fn);
-	PyTuple_SET_ITEM(r, 2, payload);
-	return r;
-}
-
-/* done(id, status, body): put task id's result and clear the claim. */
-static PyObject *pw_done(PoolWorkerObj *w, PyObject *const *args, Py_ssize_t nargs) {
-	if (nargs != 3) {
-		PyErr_SetString(PyExc_TypeError, "done(id, status, body)");
-		return NULL;
-	}
-	uint64_t id = PyLong_AsUnsignedLongLong(args[0]);
-	if (id == (uint64_t)-1 && PyErr_Occurred()) return NULL;
-	int status = PyLong_AsLong(args[1]);
-	if (status == -1 && PyErr_Occurred()) return NULL;
-	Py_buffer v;
-	if (PyObject_GetBuffer(args[2], &v, PyBUF_SIMPLE) < 0) return NULL;
-	int rc;
-	if (v.len < POOL_BIG) {
-		rc = mpgo_pool_worker_done(w->h, id, status, v.buf, v.len);
-	} else {
-		Py_BEGIN_ALLOW_THREADS
-		rc = mpgo_pool_worker_done(w->h, id, status, v.buf, v.len);
-		Py_END_ALLOW_THREADS
-	}
-	PyBuffer_Release(&v);
-	if (rc < 0) { mpgo_fast_raise_code(rc); return NULL; }
-	Py_RETURN_NONE;
-}
-
 /* report(status, body): a message about no task (an initializer failure). */
 static PyObject *pw_report(PoolWorkerObj *w, PyObject *const *args, Py_ssize_t nargs) {
 	if (nargs != 2) {
@@ -275,6 +229,29 @@ static PyObject *run_task(long kind, PyObject *func, PyObject *x) {
 	}
 	case K_MAP:
 	case K_STARMAP: {
+		if (!PyList_CheckExact(x) && !PyTuple_CheckExact(x)) {
+			/* A range (a long chunk of one), or anything else: item by
+			 * item, without a list of them first. */
+			PyObject *it = PyObject_GetIter(x), *item;
+			if (!it) return NULL;
+			PyObject *res = PyList_New(0);
+			while (res && (item = PyIter_Next(it))) {
+				PyObject *r;
+				if (kind == K_MAP) {
+					r = PyObject_CallOneArg(func, item);
+				} else {
+					PyObject *a = as_tuple(item);
+					r = a ? PyObject_Call(func, a, NULL) : NULL;
+					Py_XDECREF(a);
+				}
+				Py_DECREF(item);
+				if (!r || PyList_Append(res, r) < 0) Py_CLEAR(res);
+				Py_XDECREF(r);
+			}
+			Py_DECREF(it);
+			if (res && PyErr_Occurred()) Py_CLEAR(res);
+			return res;
+		}
 		PyObject *seq = PySequence_Fast(x, "mpgo pool: a chunk must be iterable");
 		if (!seq) return NULL;
 		Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -445,7 +422,9 @@ static PyObject *pw_serve(PoolWorkerObj *w, PyObject *const *args, Py_ssize_t na
 		Py_DECREF(entry);
 		Py_DECREF(result);
 		Py_XDECREF(body);
-		if (w->out.cap > POOL_SCRATCH) plainbuf_free(&w->out);
+		/* Kept for the next result up to a size: pages mapped afresh for
+		 * each would cost a fault apiece. */
+		if (w->out.cap > POOL_KEEP_OUT) plainbuf_free(&w->out);
 		completed++;
 		if (bn >= big) {
 			_PyTime_t deadline = _PyTime_GetMonotonicClock() + (_PyTime_t)(max_backoff * 1e9);
@@ -474,9 +453,6 @@ static PyObject *pw_serve(PoolWorkerObj *w, PyObject *const *args, Py_ssize_t na
 
 static PyMethodDef pw_methods[] = {
 	{"ready", (PyCFunction)pw_ready, METH_NOARGS, "ready(): tell the parent the worker is ready."},
-	{"take", (PyCFunction)(void (*)(void))pw_take, METH_FASTCALL,
-	 "take(timeout=None) -> (id, function, payload) or None once the pool stops."},
-	{"done", (PyCFunction)(void (*)(void))pw_done, METH_FASTCALL, "done(id, status, body)"},
 	{"serve", (PyCFunction)(void (*)(void))pw_serve, METH_FASTCALL,
 	 "serve(funcs, resolve, loads, dumps, on_error, on_encode_error, limit, big, backlog, "
 	 "max_backoff) -> (completed, stopped): the worker's loop."},
@@ -987,9 +963,8 @@ static PyObject *pool_put(PyObject *self, PyObject *const *args, Py_ssize_t narg
 	Py_RETURN_NONE;
 }
 
-static __thread char *res_scratch;
-/* Whether the last pool_results of this thread found several results: the
- * results are flowing, and the next wait polls (see pool_results). */
+/* Whether the last pool_collect of this thread found several results: the
+ * results are flowing, and the next wait polls (see pool_collect). */
 static __thread int res_flowing;
 
 /* While results flow, a reader that finds none sleeps POLL_US and looks
@@ -999,93 +974,11 @@ static __thread int res_flowing;
 #define POLL_US 50
 #define POLL_ROUNDS 20
 
-typedef struct { int64_t qh, max, count; int64_t *lens; } results_arg;
+typedef struct { int64_t qh, max, count; int64_t *lens; char *buf; } results_arg;
 
 static int results_op(void *a, double slice) {
 	results_arg *ra = a;
-	return mpgo_queue_get_many(ra->qh, res_scratch, POOL_SCRATCH, ra->max, slice, ra->lens, &ra->count);
-}
-
-static PyObject *result_tuple(const char *m, int64_t n, PyObject *owner) {
-	if (n < RESULT_HDR) {
-		PyErr_SetString(PyExc_RuntimeError, "mpgo pool: short result message");
-		return NULL;
-	}
-	PyObject *body;
-	if (owner) {
-		/* A big message landed in its own bytes object: a view, no copy. */
-		PyObject *mv = PyMemoryView_FromObject(owner);
-		if (!mv) return NULL;
-		body = PySequence_GetSlice(mv, RESULT_HDR, n);
-		Py_DECREF(mv);
-	} else {
-		body = PyBytes_FromStringAndSize(m + RESULT_HDR, n - RESULT_HDR);
-	}
-	if (!body) return NULL;
-	return Py_BuildValue("(KiN)", (unsigned long long)get_u64(m), (int)(unsigned char)m[12], body);
-}
-
-/* pool_results(queue_handle, max, timeout=None) -> [(id, status, body)]:
- * up to max result messages; [] when the timeout (None: none) ran out. */
-static PyObject *pool_results(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-	if (nargs < 2 || nargs > 3) {
-		PyErr_SetString(PyExc_TypeError, "pool_results(queue, max, timeout=None)");
-		return NULL;
-	}
-	if (mpgo_fast_check_forked() < 0) return NULL;
-	long long qh = PyLong_AsLongLong(args[0]);
-	if (qh == -1 && PyErr_Occurred()) return NULL;
-	Py_ssize_t max = PyLong_AsSsize_t(args[1]);
-	if (max == -1 && PyErr_Occurred()) return NULL;
-	if (max < 1) max = 1;
-	if (max > 1024) max = 1024;
-	double t;
-	if (timeout_arg(nargs > 2 ? args[2] : NULL, &t) < 0) return NULL;
-	if (!res_scratch && !(res_scratch = PyMem_RawMalloc(POOL_SCRATCH))) return PyErr_NoMemory();
-	int64_t lens[1024];
-	results_arg ra = {qh, max, 0, lens};
-	int rc = results_op(&ra, 0);
-	if (rc == MPGO_EEMPTY && t != 0 && res_flowing) {
-		for (int i = 0; i < POLL_ROUNDS && rc == MPGO_EEMPTY; i++) {
-			Py_BEGIN_ALLOW_THREADS
-			usleep(POLL_US);
-			Py_END_ALLOW_THREADS
-			rc = results_op(&ra, 0);
-		}
-	}
-	if (rc == MPGO_EEMPTY && t != 0) rc = wait_loop(results_op, &ra, t);
-	res_flowing = rc == 0 && ra.count >= 2;
-	if (rc == -1000) return NULL;
-	if (rc == MPGO_EEMPTY) return PyList_New(0);
-	if (rc == MPGO_ETOOSHORT) {
-		/* One message bigger than the scratch: into a bytes of its size.
-		 * The pool's driver is the result queue's only reader. */
-		int64_t n = lens[0], got = 0;
-		PyObject *b = PyBytes_FromStringAndSize(NULL, n);
-		if (!b) return NULL;
-		Py_BEGIN_ALLOW_THREADS
-		rc = mpgo_queue_get(qh, PyBytes_AS_STRING(b), n, 0, &got);
-		Py_END_ALLOW_THREADS
-		if (rc < 0) { Py_DECREF(b); mpgo_fast_raise_code(rc); return NULL; }
-		PyObject *tup = result_tuple(PyBytes_AS_STRING(b), got, b);
-		Py_DECREF(b);
-		if (!tup) return NULL;
-		PyObject *l = PyList_New(1);
-		if (!l) { Py_DECREF(tup); return NULL; }
-		PyList_SET_ITEM(l, 0, tup);
-		return l;
-	}
-	if (rc < 0) { mpgo_fast_raise_code(rc); return NULL; }
-	PyObject *l = PyList_New(ra.count);
-	if (!l) return NULL;
-	int64_t off = 0;
-	for (int64_t i = 0; i < ra.count; i++) {
-		PyObject *tup = result_tuple(res_scratch + off, lens[i], NULL);
-		if (!tup) { Py_DECREF(l); return NULL; }
-		PyList_SET_ITEM(l, i, tup);
-		off += lens[i];
-	}
-	return l;
+	return mpgo_queue_get_many(ra->qh, ra->buf, POOL_SCRATCH, ra->max, slice, ra->lens, &ra->count);
 }
 
 /* Names of ApplyResult's attributes, for deliver_apply. */
@@ -1246,7 +1139,19 @@ static int collect_one(PyObject *out, const char *m, int64_t n, PyObject *owner,
  * next to it. Anything else comes as (None, (id, status, body)): messages
  * about no task (id 0), lost tasks, and results that failed to unpickle
  * (status -1, the exception as body). */
+static PyObject *collect_in(PyObject *const *args, Py_ssize_t nargs, char *buf);
+
 static PyObject *pool_collect(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+	/* A buffer for each call: the reader runs loads (Python code), so
+	 * another thread could come in meanwhile. */
+	char *buf = PyMem_RawMalloc(POOL_SCRATCH);
+	if (!buf) return PyErr_NoMemory();
+	PyObject *r = collect_in(args, nargs, buf);
+	PyMem_RawFree(buf);
+	return r;
+}
+
+static PyObject *collect_in(PyObject *const *args, Py_ssize_t nargs, char *buf) {
 	if ((nargs != 4 && nargs != 6) || !PySet_Check(args[3])) {
 		PyErr_SetString(PyExc_TypeError,
 				"pool_collect(queue, max, loads, outstanding: set[, cache, ApplyResult])");
@@ -1261,9 +1166,8 @@ static PyObject *pool_collect(PyObject *self, PyObject *const *args, Py_ssize_t 
 	if (max < 1) max = 1;
 	if (max > 1024) max = 1024;
 	PyObject *loads = args[2], *outstanding = args[3];
-	if (!res_scratch && !(res_scratch = PyMem_RawMalloc(POOL_SCRATCH))) return PyErr_NoMemory();
 	int64_t lens[1024];
-	results_arg ra = {qh, max, 0, lens};
+	results_arg ra = {qh, max, 0, lens, buf};
 	int rc = results_op(&ra, 0);
 	if (rc == MPGO_EEMPTY && res_flowing) {
 		for (int i = 0; i < POLL_ROUNDS && rc == MPGO_EEMPTY; i++) {
@@ -1296,14 +1200,12 @@ static PyObject *pool_collect(PyObject *self, PyObject *const *args, Py_ssize_t 
 			return NULL;
 		}
 		Py_DECREF(b);
-		return out;
+			return out;
 	}
 	if (rc < 0) { Py_DECREF(out); mpgo_fast_raise_code(rc); return NULL; }
-	/* The messages are in this thread's scratch, which loads (Python) may
-	 * not reach: it is only used by this function and pool_results. */
 	int64_t off = 0;
 	for (int64_t i = 0; i < ra.count; i++) {
-		if (collect_one(out, res_scratch + off, lens[i], NULL, loads, outstanding,
+		if (collect_one(out, buf + off, lens[i], NULL, loads, outstanding,
 				&group, &group_job, cache, cls) < 0) {
 			Py_DECREF(out);
 			return NULL;
@@ -1336,13 +1238,17 @@ static PyObject *map_fill(PyObject *self, PyObject *const *args, Py_ssize_t narg
 		if (i == -1 && PyErr_Occurred()) return NULL;
 		PyObject *chunk = PyTuple_GET_ITEM(pair, 1);
 		Py_ssize_t lo = i * cs, hi = lo + cs;
-		if (cs == 1 && PyList_CheckExact(chunk) && PyList_GET_SIZE(chunk) == 1 &&
-		    lo < PyList_GET_SIZE(value)) {
-			PyObject *x = PyList_GET_ITEM(chunk, 0);
-			Py_INCREF(x);
-			PyObject *old = PyList_GET_ITEM(value, lo);
-			PyList_SET_ITEM(value, lo, x);
-			Py_DECREF(old);
+		if (PyList_CheckExact(chunk) && hi <= PyList_GET_SIZE(value) &&
+		    PyList_GET_SIZE(chunk) == hi - lo) {
+			/* In place, item by item: a slice assignment copies the
+			 * items, and the old ones, on the way. */
+			PyObject **src = ((PyListObject *)chunk)->ob_item;
+			PyObject **dst = ((PyListObject *)value)->ob_item + lo;
+			for (Py_ssize_t j = 0; j < hi - lo; j++) {
+				PyObject *old = dst[j];
+				dst[j] = Py_NewRef(src[j]);
+				Py_XDECREF(old);
+			}
 		} else if (PyList_SetSlice(value, lo, hi, chunk) < 0) {
 			return NULL;
 		}
@@ -1388,8 +1294,6 @@ static PyMethodDef pool_functions[] = {
 	 "map_fill(value, chunksize, items) -> how many successful results it put in value"},
 	{"pool_put_many", (PyCFunction)(void (*)(void))pool_put_many, METH_FASTCALL,
 	 "pool_put_many(queue, ids, fn, payloads): put task messages in one commit."},
-	{"pool_results", (PyCFunction)(void (*)(void))pool_results, METH_FASTCALL,
-	 "pool_results(queue, max, timeout=None) -> [(id, status, body)]"},
 	{NULL, NULL, 0, NULL},
 };
 

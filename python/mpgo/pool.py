@@ -885,6 +885,8 @@ _SUBMIT_BYTES = 64 << 10
 # A worker that put a result of _BIG_RESULT bytes or more waits (at most
 # _MAX_BACKOFF seconds) until at most _BACKLOG results are left unread.
 _BIG_RESULT = 1 << 20
+# MapResult makes lists of this many items or more when results come.
+_LAZY_RESULT = 1 << 16
 _BACKLOG = 1
 _MAX_BACKOFF = 2.0
 # Functions whose pickle is cached: these pickle by reference, so the pickle
@@ -2064,7 +2066,10 @@ class MapResult(ApplyResult):
         ApplyResult.__init__(self, pool, callback,
                              error_callback=error_callback)
         self._success = True
-        self._value = [None] * length
+        # A long list is made when the first result comes: making it (and
+        # faulting its pages in) would hold up the tasks it waits for.
+        self._length = length
+        self._value = [None] * length if length < _LAZY_RESULT else None
         self._chunksize = chunksize
         if chunksize <= 0:
             self._number_left = 0
@@ -2077,6 +2082,8 @@ class MapResult(ApplyResult):
         if self._success and len(items) < self._number_left:
             # None of them is the last: the successful ones at the head go
             # straight into place.
+            if self._value is None:
+                self._value = [None] * self._length
             n = _map_fill(self._value, self._chunksize, items)
             self._number_left -= n
             if n == len(items):
@@ -2089,6 +2096,8 @@ class MapResult(ApplyResult):
         self._number_left -= 1
         success, result = success_result
         if success and self._success:
+            if self._value is None:
+                self._value = [None] * self._length
             self._value[i*self._chunksize:(i+1)*self._chunksize] = result
             if self._number_left == 0:
                 try:
