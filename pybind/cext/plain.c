@@ -371,3 +371,104 @@ out:
 	if (failed == 1) PyErr_Clear();
 	return res;
 }
+
+/* read_scalar reads one plain scalar at *pp (None, bool, int, float, str,
+ * bytes): 1 with *out a new reference and *pp past it; 0 if there is none
+ * there (nothing read); -1 with an exception set. */
+static int read_scalar(const unsigned char **pp, const unsigned char *end, PyObject **out) {
+	const unsigned char *p = *pp;
+	if (p >= end) return 0;
+	unsigned char op = *p++;
+	PyObject *o;
+	switch (op) {
+	case 'N': o = Py_NewRef(Py_None); break;
+	case 0x88: o = Py_NewRef(Py_True); break;
+	case 0x89: o = Py_NewRef(Py_False); break;
+	case 'K':
+		if (end - p < 1) return 0;
+		o = PyLong_FromLong(p[0]);
+		p += 1;
+		break;
+	case 'M':
+		if (end - p < 2) return 0;
+		o = PyLong_FromLong(p[0] | p[1] << 8);
+		p += 2;
+		break;
+	case 'J':
+		if (end - p < 4) return 0;
+		o = PyLong_FromLong((int32_t)rd_u32(p));
+		p += 4;
+		break;
+	case 0x8a: {
+		if (end - p < 1 || end - p < 1 + p[0]) return 0;
+		size_t k = p[0];
+		o = k ? _PyLong_FromByteArray(p + 1, k, 1, 1) : PyLong_FromLong(0);
+		p += 1 + k;
+		break;
+	}
+	case 'G': {
+		if (end - p < 8) return 0;
+		double d = PyFloat_Unpack8((const char *)p, 0);
+		if (d == -1.0 && PyErr_Occurred()) return -1;
+		o = PyFloat_FromDouble(d);
+		p += 8;
+		break;
+	}
+	case 0x8c: case 'X': case 'C': case 'B': {
+		Py_ssize_t k;
+		if (op == 0x8c || op == 'C') {
+			if (end - p < 1) return 0;
+			k = p[0];
+			p += 1;
+		} else {
+			if (end - p < 4) return 0;
+			k = rd_u32(p);
+			p += 4;
+		}
+		if (end - p < k) return 0;
+		o = (op == 0x8c || op == 'X') ? PyUnicode_DecodeUTF8((const char *)p, k, "surrogatepass")
+					      : PyBytes_FromStringAndSize((const char *)p, k);
+		p += k;
+		break;
+	}
+	default:
+		return 0;
+	}
+	if (!o) return -1;
+	*out = o;
+	*pp = p;
+	return 1;
+}
+
+int plain_load_into(const char *data, Py_ssize_t len, PyObject *dst, Py_ssize_t lo, Py_ssize_t hi) {
+	const unsigned char *p = (const unsigned char *)data, *end = p + len;
+	if (!PyList_CheckExact(dst) || lo < 0 || hi > PyList_GET_SIZE(dst) || lo > hi) return 0;
+	if (end - p < 2 || p[0] != 0x80) return 0;
+	p += 2;
+	if (p < end && *p == 0x95) {
+		if (end - p < 9) return 0;
+		p += 9;
+	}
+	if (p >= end || *p++ != ']') return 0;
+	if (p < end && *p == 0x94) p++;
+	Py_ssize_t k = lo;
+	PyObject **items = ((PyListObject *)dst)->ob_item;
+	/* Batches of '(' items 'e' (pickle writes one per 1000 items). */
+	while (p < end && *p == '(') {
+		p++;
+		for (;;) {
+			if (p < end && *p == 'e') { p++; break; }
+			if (p < end && *p == 0x94) { p++; continue; }
+			PyObject *o;
+			int r = read_scalar(&p, end, &o);
+			if (r <= 0) return r;
+			if (k >= hi || PyList_GET_SIZE(dst) < hi) { Py_DECREF(o); return 0; }
+			PyObject *old = items[k];
+			items[k++] = o;
+			Py_XDECREF(old);  /* may run Python code: dst is re-read */
+			items = ((PyListObject *)dst)->ob_item;
+		}
+	}
+	if (p >= end || *p++ != '.' || p != end || k != hi) return 0;
+	return 1;
+}

@@ -33,4 +33,10 @@ PyObject *plain_bytes(PyObject *o);
  * else in it (then pickle.loads must read it). */
 PyObject *plain_load(const char *p, Py_ssize_t n);
 
+/* plain_load_into reads a pickle of a list of hi - lo plain scalars (as
+ * plain_dump or pickle.dumps make it) straight into dst[lo:hi]: 1 if it
+ * did; 0 if the pickle is anything else (dst[lo:hi] may then hold some of
+ * its items already); -1 with an exception set. */
+int plain_load_into(const char *data, Py_ssize_t len, PyObject *dst, Py_ssize_t lo, Py_ssize_t hi);
+
 #endif

@@ -283,6 +283,78 @@ static PyObject *run_task(long kind, PyObject *func, PyObject *x) {
 	return NULL;
 }
 
+/* stream_map runs a map or starmap chunk, pickling each result into w->out
+ * as it comes, so that a chunk of plain results is never held as a list of
+ * objects (a long chunk's list and its items outgrow the caches, and are
+ * freed page by page). Returns 1 with the pickle of the list of results in
+ * w->out; 0 with *result the list of results, when some are not plain (the
+ * ones before are read back from their pickle); -1 with an exception set. */
+static int stream_map(PoolWorkerObj *w, long kind, PyObject *func, PyObject *x, PyObject **result) {
+	plainbuf *b = &w->out;
+	PyObject *list = NULL, *it = NULL, *seq = NULL;
+	*result = NULL;
+	b->n = 0;
+	if (plain_begin(b) < 0 || plainbuf_put(b, "](", 2) < 0) return -1;
+	if (PyList_CheckExact(x) || PyTuple_CheckExact(x)) seq = Py_NewRef(x);
+	else if (!(it = PyObject_GetIter(x))) return -1;
+	for (Py_ssize_t i = 0;; i++) {
+		PyObject *item, *r;
+		if (seq) {
+			/* A list is read as it is at each step: func may change it. */
+			if (i >= Py_SIZE(seq)) break;
+			item = Py_NewRef(PyList_CheckExact(seq) ? PyList_GET_ITEM(seq, i)
+							  : PyTuple_GET_ITEM(seq, i));
+		} else if (!(item = PyIter_Next(it))) {
+			if (PyErr_Occurred()) goto fail;
+			break;
+		}
+		if (kind == K_MAP) {
+			r = PyObject_CallOneArg(func, item);
+		} else {
+			PyObject *a = as_tuple(item);
+			r = a ? PyObject_Call(func, a, NULL) : NULL;
+			Py_XDECREF(a);
+		}
+		Py_DECREF(item);
+		if (!r) goto fail;
+		if (!list) {
+			Py_ssize_t mark = b->n;
+			int pr = plain_item(b, r, 1);
+			if (pr != 0) {
+				Py_DECREF(r);
+				if (pr < 0) goto fail;
+				continue;
+			}
+			/* Not plain: from here on, a list of the results. */
+			b->n = mark;
+			if (plainbuf_put(b, "e.", 2) < 0) { Py_DECREF(r); goto fail; }
+			list = plain_load(b->p, b->n);
+			if (!list) {
+				if (!PyErr_Occurred())
+					PyErr_SetString(PyExc_RuntimeError, "mpgo pool: results do not read back");
+				Py_DECREF(r);
+				goto fail;
+			}
+		}
+		int rc = PyList_Append(list, r);
+		Py_DECREF(r);
+		if (rc < 0) goto fail;
+	}
+	Py_XDECREF(seq);
+	Py_XDECREF(it);
+	if (list) {
+		*result = list;
+		return 0;
+	}
+	if (plainbuf_put(b, "e", 1) < 0 || plain_end(b) < 0) return -1;
+	return 1;
+fail:
+	Py_XDECREF(seq);
+	Py_XDECREF(it);
+	Py_XDECREF(list);
+	return -1;
+}
+
 /* caught returns the exception being raised, with its traceback attached,
  * if it is an Exception (a task's failure); NULL, leaving it raised, for
  * any other BaseException (SystemExit, KeyboardInterrupt), which ends the
@@ -351,7 +423,7 @@ static PyObject *pw_serve(PoolWorkerObj *w, PyObject *const *args, Py_ssize_t na
 		int r = take_next(w, -1, &id, &fn, &off, &n);
 		if (r < 0) return NULL;
 		if (r == 0) { stopped = 1; break; }
-		int status = S_OK;
+		int status = S_OK, streamed = 0;
 		entry = PyDict_GetItemWithError(funcs, fn);
 		if (entry) Py_INCREF(entry);
 		else if (!PyErr_Occurred()) entry = PyObject_CallOneArg(resolve, fn);
@@ -369,9 +441,14 @@ static PyObject *pw_serve(PoolWorkerObj *w, PyObject *const *args, Py_ssize_t na
 					Py_DECREF(b);
 				}
 			}
-			if (x) result = run_task(kind, PyTuple_GET_ITEM(entry, 1), x);
+			if (x && (kind == K_MAP || kind == K_STARMAP)) {
+				int sr = stream_map(w, kind, PyTuple_GET_ITEM(entry, 1), x, &result);
+				if (sr == 1) streamed = 1;
+			} else if (x) {
+				result = run_task(kind, PyTuple_GET_ITEM(entry, 1), x);
+			}
 		}
-		if (!result) {
+		if (!result && !streamed) {
 			PyObject *e = caught();
 			if (!e) goto fail;
 			result = PyObject_CallOneArg(on_error, e);
@@ -382,8 +459,11 @@ static PyObject *pw_serve(PoolWorkerObj *w, PyObject *const *args, Py_ssize_t na
 		Py_CLEAR(x);
 		const char *bp;
 		Py_ssize_t bn;
-		w->out.n = 0;
-		int pr = plain_dump(&w->out, result);
+		int pr = 1;
+		if (!streamed) {
+			w->out.n = 0;
+			pr = plain_dump(&w->out, result);
+		}
 		if (pr < 0) goto fail;
 		if (pr == 1) {
 			bp = w->out.p;
@@ -420,7 +500,7 @@ static PyObject *pw_serve(PoolWorkerObj *w, PyObject *const *args, Py_ssize_t na
 		if (rc < 0) { mpgo_fast_raise_code(rc); goto fail; }
 		Py_DECREF(fn);
 		Py_DECREF(entry);
-		Py_DECREF(result);
+		Py_XDECREF(result);
 		Py_XDECREF(body);
 		/* Kept for the next result up to a size: pages mapped afresh for
 		 * each would cost a fault apiece. */
@@ -983,14 +1063,15 @@ static int results_op(void *a, double slice) {
 
 /* Names of ApplyResult's attributes, for deliver_apply. */
 static PyObject *s_callback, *s_error_callback, *s_success, *s_value, *s_ready, *s_waiters,
-	*s_pool, *s_release;
+	*s_pool, *s_release, *s_number_left, *s_chunksize, *s_length;
 
 static int intern_names(void) {
-	if (s_release) return 0;
+	if (s_length) return 0;
 	struct { PyObject **p; const char *s; } names[] = {
 		{&s_callback, "_callback"}, {&s_error_callback, "_error_callback"},
 		{&s_success, "_success"}, {&s_value, "_value"}, {&s_ready, "_ready"},
 		{&s_waiters, "_waiters"}, {&s_pool, "_pool"}, {&s_release, "release"},
+		{&s_number_left, "_number_left"}, {&s_chunksize, "_chunksize"}, {&s_length, "_length"},
 	};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
 		if (!*names[i].p && !(*names[i].p = PyUnicode_InternFromString(names[i].s))) return -1;
@@ -1046,11 +1127,71 @@ out:
 	return res;
 }
 
+/* deliver_map reads the result of task i of job straight into its place
+ * when the job is a MapResult (exactly cls) still successful, the result is
+ * not its last, and the body is a list of plain scalars, as MapResult._set
+ * would place them: 1 if it did, 0 if the result is for Python to deliver,
+ * -1 with an exception set. */
+static int deliver_map(PyObject *cache, PyObject *cls, long long job, Py_ssize_t i,
+		       const char *body, Py_ssize_t bn) {
+	if (!cache || !cls || !PyDict_CheckExact(cache) || intern_names() < 0) return 0;
+	PyObject *key = PyLong_FromLongLong(job);
+	if (!key) return -1;
+	PyObject *r = PyDict_GetItemWithError(cache, key);
+	Py_DECREF(key);
+	if (!r || (PyObject *)Py_TYPE(r) != cls) return PyErr_Occurred() ? -1 : 0;
+	Py_INCREF(r);
+	int res = -1;
+	PyObject *ok = NULL, *left = NULL, *cs = NULL, *value = NULL;
+	if (_PyObject_LookupAttr(r, s_success, &ok) < 0 ||
+	    _PyObject_LookupAttr(r, s_number_left, &left) < 0 ||
+	    _PyObject_LookupAttr(r, s_chunksize, &cs) < 0 ||
+	    _PyObject_LookupAttr(r, s_value, &value) < 0)
+		goto out;
+	res = 0;
+	if (ok != Py_True || !left || !PyLong_CheckExact(left) || !cs || !PyLong_CheckExact(cs))
+		goto out;
+	Py_ssize_t n_left = PyLong_AsSsize_t(left), chunk = PyLong_AsSsize_t(cs);
+	if (PyErr_Occurred()) { res = -1; goto out; }
+	if (n_left <= 1 || chunk < 1) goto out;  /* the last result: Python's */
+	if (value == Py_None) {
+		/* MapResult makes a long list when the first result comes. */
+		PyObject *length;
+		if (_PyObject_LookupAttr(r, s_length, &length) < 0) { res = -1; goto out; }
+		Py_ssize_t n = length ? PyLong_AsSsize_t(length) : -1;
+		Py_XDECREF(length);
+		if (n < 0) { if (PyErr_Occurred()) res = -1; goto out; }
+		PyObject *l = PyList_New(n);
+		if (!l) { res = -1; goto out; }
+		for (Py_ssize_t k = 0; k < n; k++) PyList_SET_ITEM(l, k, Py_NewRef(Py_None));
+		int rc = PyObject_SetAttr(r, s_value, l);
+		Py_SETREF(value, l);
+		if (rc < 0) { res = -1; goto out; }
+	}
+	if (!value || !PyList_CheckExact(value)) goto out;
+	Py_ssize_t lo = i * chunk, hi = lo + chunk;
+	if (hi > PyList_GET_SIZE(value)) hi = PyList_GET_SIZE(value);
+	if (lo >= hi) goto out;
+	res = plain_load_into(body, bn, value, lo, hi);
+	if (res == 1) {
+		PyObject *nl = PyLong_FromSsize_t(n_left - 1);
+		if (!nl || PyObject_SetAttr(r, s_number_left, nl) < 0) res = -1;
+		Py_XDECREF(nl);
+	}
+out:
+	Py_XDECREF(ok);
+	Py_XDECREF(left);
+	Py_XDECREF(cs);
+	Py_XDECREF(value);
+	Py_DECREF(r);
+	return res;
+}
+
 /* collect_one adds the result message m (n bytes; its bytes object owner,
  * or NULL when m is in the scratch) to out, for pool_collect. */
 static int collect_one(PyObject *out, const char *m, int64_t n, PyObject *owner,
 		       PyObject *loads, PyObject *outstanding, PyObject **group, long long *group_job,
-		       PyObject *cache, PyObject *cls) {
+		       PyObject *cache, PyObject *cls, PyObject *mcls) {
 	if (n < RESULT_HDR) {
 		PyErr_SetString(PyExc_RuntimeError, "mpgo pool: short result message");
 		return -1;
@@ -1068,6 +1209,11 @@ static int collect_one(PyObject *out, const char *m, int64_t n, PyObject *owner,
 		if (r == 0) return 0;  /* settled already: a loss after its result */
 	}
 	PyObject *obj = NULL;
+	if (tid != 0 && status == S_OK) {
+		int d = deliver_map(cache, mcls, (long long)(tid >> 32) - 1,
+				    (Py_ssize_t)(tid & 0xffffffffu), body, bn);
+		if (d != 0) return d < 0 ? -1 : 0;
+	}
 	if (tid != 0 && (status == S_OK || status == S_ERROR)) {
 		obj = plain_load(body, bn);
 		if (!obj && !PyErr_Occurred()) {
@@ -1127,11 +1273,13 @@ static int collect_one(PyObject *out, const char *m, int64_t n, PyObject *owner,
 	return 0;
 }
 
-/* pool_collect(queue, max, loads, outstanding[, cache, ApplyResult])
+/* pool_collect(queue, max, loads, outstanding[, cache, ApplyResult, MapResult])
  *     -> [(job, [(i, (ok, obj))]) or (None, (id, status, body))]
  *
- * With cache (job -> result) and the class ApplyResult, the result of an
- * ApplyResult without callbacks is set here (deliver_apply), not returned.
+ * With cache (job -> result) and the classes, some results are delivered
+ * here instead of returned: that of an ApplyResult without callbacks
+ * (deliver_apply), and a MapResult's chunks of plain scalars other than
+ * its last (deliver_map).
  *
  * Waits for result messages (up to max), and reads them: each result of a
  * task still in the set outstanding (taken out of it here), unpickled (in C
@@ -1152,12 +1300,13 @@ static PyObject *pool_collect(PyObject *self, PyObject *const *args, Py_ssize_t 
 }
 
 static PyObject *collect_in(PyObject *const *args, Py_ssize_t nargs, char *buf) {
-	if ((nargs != 4 && nargs != 6) || !PySet_Check(args[3])) {
+	if ((nargs != 4 && nargs != 7) || !PySet_Check(args[3])) {
 		PyErr_SetString(PyExc_TypeError,
-				"pool_collect(queue, max, loads, outstanding: set[, cache, ApplyResult])");
+				"pool_collect(queue, max, loads, outstanding: set[, cache, ApplyResult, MapResult])");
 		return NULL;
 	}
-	PyObject *cache = nargs == 6 ? args[4] : NULL, *cls = nargs == 6 ? args[5] : NULL;
+	PyObject *cache = nargs == 7 ? args[4] : NULL, *cls = nargs == 7 ? args[5] : NULL;
+	PyObject *mcls = nargs == 7 ? args[6] : NULL;
 	if (mpgo_fast_check_forked() < 0) return NULL;
 	long long qh = PyLong_AsLongLong(args[0]);
 	if (qh == -1 && PyErr_Occurred()) return NULL;
@@ -1193,20 +1342,20 @@ static PyObject *collect_in(PyObject *const *args, Py_ssize_t nargs, char *buf) 
 		rc = mpgo_queue_get(qh, PyBytes_AS_STRING(b), n, 0, &got);
 		Py_END_ALLOW_THREADS
 		if (rc < 0 || collect_one(out, PyBytes_AS_STRING(b), got, b, loads, outstanding,
-					  &group, &group_job, cache, cls) < 0) {
+					  &group, &group_job, cache, cls, mcls) < 0) {
 			if (rc < 0) mpgo_fast_raise_code(rc);
 			Py_DECREF(b);
 			Py_DECREF(out);
 			return NULL;
 		}
 		Py_DECREF(b);
-			return out;
+		return out;
 	}
 	if (rc < 0) { Py_DECREF(out); mpgo_fast_raise_code(rc); return NULL; }
 	int64_t off = 0;
 	for (int64_t i = 0; i < ra.count; i++) {
 		if (collect_one(out, buf + off, lens[i], NULL, loads, outstanding,
-				&group, &group_job, cache, cls) < 0) {
+				&group, &group_job, cache, cls, mcls) < 0) {
 			Py_DECREF(out);
 			return NULL;
 		}

@@ -1349,9 +1349,10 @@ class _CorePool(object):
         cache = self.cache
         rq = self.rq
         while True:
-            # An ApplyResult without callbacks is set by collect itself.
+            # collect sets some results itself: an ApplyResult's without
+            # callbacks, and a MapResult's chunks other than its last.
             for job, items in collect(rq, 256, loads, outstanding, cache,
-                                      ApplyResult):
+                                      ApplyResult, MapResult):
                 if job is None:
                     self._handle_other(*items)
                     continue
