@@ -687,8 +687,8 @@ static int flush_chunks(long long qh, chunk_batch *cb) {
  *
  * Puts the tasks i0 <= i < i1 of a map over seq (a list, tuple or range):
  * task i has the id base | i, the function bytes fn, and as payload the
- * tuple of seq[i*chunksize:(i+1)*chunksize], pickled here when its items
- * are plain, else fallback(i) (bytes). The tasks go in commits of at most
+ * tuple of seq[i*chunksize:(i+1)*chunksize] (with chunksize 0: seq[i]),
+ * pickled here when its items are plain, else fallback(i) (bytes). The tasks go in commits of at most
  * 256 tasks or 64 KiB, so that workers start on the first while the next
  * is made. Returns the tasks whose fallback raised, which were not put. */
 static PyObject *pool_put_chunks(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -705,6 +705,9 @@ static PyObject *pool_put_chunks(PyObject *self, PyObject *const *args, Py_ssize
 	Py_ssize_t i0 = PyLong_AsSsize_t(args[5]), i1 = PyLong_AsSsize_t(args[6]);
 	if (PyErr_Occurred()) return NULL;
 	Py_ssize_t fl = PyBytes_GET_SIZE(fn);
+	/* chunksize 0: each task is one item, pickled as itself. */
+	int single = cs == 0;
+	if (single) cs = 1;
 	if (fl > 65535 || cs < 1) {
 		PyErr_SetString(PyExc_ValueError, "pool_put_chunks: bad function or chunksize");
 		return NULL;
@@ -752,7 +755,7 @@ static PyObject *pool_put_chunks(PyObject *self, PyObject *const *args, Py_ssize
 		int r = 0;
 		if (is_range >= 0 && hi > len) hi = len;
 		if (is_range >= 0 && lo < hi) {
-			if (plain_begin(&cb->b) < 0 || plainbuf_put(&cb->b, "(", 1) < 0) goto fail;
+			if (plain_begin(&cb->b) < 0 || (!single && plainbuf_put(&cb->b, "(", 1) < 0)) goto fail;
 			r = 1;
 			for (Py_ssize_t k = lo; r == 1 && k < hi; k++) {
 				if (is_range) {
@@ -760,13 +763,14 @@ static PyObject *pool_put_chunks(PyObject *self, PyObject *const *args, Py_ssize
 				} else if (k < Py_SIZE(seq)) {
 					PyObject *x = PyList_CheckExact(seq) ? PyList_GET_ITEM(seq, k)
 									     : PyTuple_GET_ITEM(seq, k);
-					r = plain_item(&cb->b, x, 1);
+					r = plain_item(&cb->b, x, single ? 0 : 1);
 				} else {
 					r = 0;
 				}
 			}
 			if (r < 0) goto fail;
-			if (r == 1 && (plainbuf_put(&cb->b, "t", 1) < 0 || plain_end(&cb->b) < 0)) goto fail;
+			if (r == 1 && ((!single && plainbuf_put(&cb->b, "t", 1) < 0) || plain_end(&cb->b) < 0))
+				goto fail;
 		}
 		if (r == 0) {
 			/* Not plain: fallback pickles it. */

@@ -885,6 +885,9 @@ _SUBMIT_BYTES = 64 << 10
 # A worker that put a result of _BIG_RESULT bytes or more waits (at most
 # _MAX_BACKOFF seconds) until at most _BACKLOG results are left unread.
 _BIG_RESULT = 1 << 20
+# Chunks of a range this long or longer are sent as ranges (a few bytes,
+# where their numbers take about five bytes each).
+_RANGE_SLICES = 1024
 # MapResult makes lists of this many items or more when results come.
 _LAZY_RESULT = 1 << 16
 _BACKLOG = 1
@@ -1154,22 +1157,27 @@ class _CorePool(object):
             self.fail((tid >> 32) - 1, tid & 0xffffffff, exc)
 
     def map(self, job, kind, func, iterable, chunksize):
-        '''Put the tasks of a map: chunks of iterable (a sequence).'''
+        '''Put the tasks of a map: chunks of iterable (a sequence), or its
+        items for kind _CALL; return how many tasks.'''
         self.flush()
         n = len(iterable)
+        if kind == _CALL:
+            chunksize = 1
         nchunks = n // chunksize + bool(n % chunksize)
         try:
             fb = self._function(kind, func)
         except Exception as e:
             for i in range(nchunks):
                 self.fail(job, i, e)
-            return
+            return nchunks
         dumps = reduction.ForkingPickler.dumps
         base = (job + 1) << 32
         if type(iterable) in (list, tuple) or (
-                type(iterable) is range and chunksize <= 64):
-            self._map_chunks(job, base, fb, iterable, chunksize, nchunks)
-            return
+                type(iterable) is range and
+                (chunksize < _RANGE_SLICES or kind == _CALL)):
+            self._map_chunks(job, base, fb, iterable,
+                             0 if kind == _CALL else chunksize, nchunks)
+            return nchunks
         # A chunk of a long range is its slice, a range, whose pickle is a
         # few bytes where CPython makes and pickles a tuple of every number
         # in it. Other iterables are chunked as CPython does.
@@ -1195,10 +1203,11 @@ class _CorePool(object):
                 if not self._put_many(ids, fb, payloads):
                     for j in range(i + 1, nchunks):
                         self.fail(job, j, self._stopped_error())
-                    return
+                    return nchunks
                 ids, payloads, size = [], [], 0
         if ids:
             self._put_many(ids, fb, payloads)
+        return nchunks
 
     def _map_chunks(self, job, base, fb, seq, chunksize, nchunks):
         '''Put the chunks of a list, tuple or range: the engine's C side
@@ -1206,6 +1215,8 @@ class _CorePool(object):
         dumps = reduction.ForkingPickler.dumps
 
         def fallback(i):
+            if chunksize == 0:
+                return dumps(seq[i])
             return dumps(tuple(seq[i * chunksize:(i + 1) * chunksize]))
 
         put = self.fast.pool_put_chunks
@@ -1640,19 +1651,24 @@ class Pool(object):
             yield (result_job, i+1, _helper_reraises_exception, (e,), {})
 
     def _feed_core(self, result, func, iterable, chunksize):
-        if chunksize == 1:
-            self._core.feed(result._job, _CALL, func, iterable,
-                            result._set_length)
-            return result
         if chunksize < 1:
             raise ValueError(
                 "Chunksize must be 1+, not {0!r}".format(chunksize))
         if type(iterable) in (range, list, tuple):
-            # Slices, as in _CorePool.map.
-            chunks = (iterable[i:i + chunksize]
-                      for i in range(0, len(iterable), chunksize))
-        else:
-            chunks = (x for _, x in Pool._get_tasks(func, iterable, chunksize))
+            # A sequence is put at once, as map() puts it: CPython's task
+            # handler does not wait for the results before putting more
+            # either.
+            n = self._core.map(result._job, _CALL if chunksize == 1 else _MAP,
+                               func, iterable, chunksize)
+            result._set_length(n)
+            if chunksize == 1:
+                return result
+            return (item for chunk in result for item in chunk)
+        if chunksize == 1:
+            self._core.feed(result._job, _CALL, func, iterable,
+                            result._set_length)
+            return result
+        chunks = (x for _, x in Pool._get_tasks(func, iterable, chunksize))
         self._core.feed(result._job, _MAP, func, chunks, result._set_length)
         return (item for chunk in result for item in chunk)
 
@@ -2169,25 +2185,33 @@ class IMapIterator(object):
     __next__ = next                    # XXX
 
     def _set_many(self, items):
-        for i, obj in items:
-            self._set(i, obj)
+        # One wake-up of the consumer for all of them: one per item hands
+        # the GIL back and forth for every chunk.
+        with self._cond:
+            for i, obj in items:
+                self._add(i, obj)
+            self._cond.notify()
 
     def _set(self, i, obj):
         with self._cond:
-            if self._index == i:
+            self._add(i, obj)
+            self._cond.notify()
+
+    def _add(self, i, obj):
+        # with self._cond held
+        if self._index == i:
+            self._items.append(obj)
+            self._index += 1
+            while self._index in self._unsorted:
+                obj = self._unsorted.pop(self._index)
                 self._items.append(obj)
                 self._index += 1
-                while self._index in self._unsorted:
-                    obj = self._unsorted.pop(self._index)
-                    self._items.append(obj)
-                    self._index += 1
-                self._cond.notify()
-            else:
-                self._unsorted[i] = obj
+        else:
+            self._unsorted[i] = obj
 
-            if self._index == self._length:
-                del self._cache[self._job]
-                self._pool = None
+        if self._index == self._length:
+            del self._cache[self._job]
+            self._pool = None
 
     def _set_length(self, length):
         with self._cond:
@@ -2204,14 +2228,13 @@ class IMapIterator(object):
 
 class IMapUnorderedIterator(IMapIterator):
 
-    def _set(self, i, obj):
-        with self._cond:
-            self._items.append(obj)
-            self._index += 1
-            self._cond.notify()
-            if self._index == self._length:
-                del self._cache[self._job]
-                self._pool = None
+    def _add(self, i, obj):
+        # with self._cond held
+        self._items.append(obj)
+        self._index += 1
+        if self._index == self._length:
+            del self._cache[self._job]
+            self._pool = None
 
 #
 #
