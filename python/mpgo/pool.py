@@ -2188,14 +2188,15 @@ class IMapIterator(object):
         # One wake-up of the consumer for all of them: one per item hands
         # the GIL back and forth for every chunk.
         with self._cond:
+            ready = len(self._items)
             for i, obj in items:
                 self._add(i, obj)
-            self._cond.notify()
+            # Only for something to take: a waiting next() waits once.
+            if len(self._items) > ready:
+                self._cond.notify()
 
     def _set(self, i, obj):
-        with self._cond:
-            self._add(i, obj)
-            self._cond.notify()
+        self._set_many(((i, obj),))
 
     def _add(self, i, obj):
         # with self._cond held
