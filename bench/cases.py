@@ -391,7 +391,10 @@ def _cubes(_):
 
 def _pool(mp, n=2):
     p = mp.Pool(n)
-    p.apply(_ident, (0,))  # the workers are up
+    p.apply(_ident, (0,))  # a worker is up
+    # and the others too: a worker still starting (importing) would take
+    # CPU from the measured run, more or less of it from one run to the next.
+    time.sleep(0.5)
     return p
 
 

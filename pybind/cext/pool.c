@@ -1106,11 +1106,9 @@ static int deliver_apply(PyObject *cache, PyObject *cls, long long job, int ok, 
 	if (PyObject_SetAttr(r, s_success, ok ? Py_True : Py_False) < 0 ||
 	    PyObject_SetAttr(r, s_value, obj) < 0)
 		goto out;
-	/* ApplyResult._mark_ready: the flag first, then wake any waiter. */
-	if (_PyObject_LookupAttr(r, s_ready, &v) < 0) goto out;
-	int was = v == Py_True;
-	Py_XDECREF(v);
-	if (!was) {
+	/* ApplyResult._mark_ready: the flag first, then wake any waiter. (Not
+	 * ready before: a task's result is delivered once.) */
+	{
 		if (PyObject_SetAttr(r, s_ready, Py_True) < 0) goto out;
 		PyObject *lock;
 		if (_PyObject_LookupAttr(r, s_waiters, &lock) < 0) goto out;
@@ -1323,12 +1321,14 @@ static PyObject *collect_in(PyObject *const *args, Py_ssize_t nargs, char *buf) 
 	results_arg ra = {qh, max, 0, lens, buf};
 	int rc = results_op(&ra, 0);
 	if (rc == MPGO_EEMPTY && res_flowing) {
+		/* All the rounds without the GIL: taking it back after each
+		 * would wait for the threads submitting tasks to let go of it. */
+		Py_BEGIN_ALLOW_THREADS
 		for (int i = 0; i < POLL_ROUNDS && rc == MPGO_EEMPTY; i++) {
-			Py_BEGIN_ALLOW_THREADS
 			usleep(POLL_US);
-			Py_END_ALLOW_THREADS
 			rc = results_op(&ra, 0);
 		}
+		Py_END_ALLOW_THREADS
 	}
 	if (rc == MPGO_EEMPTY) rc = wait_loop(results_op, &ra, -1);
 	res_flowing = rc == 0 && ra.count >= 2;

@@ -1980,17 +1980,20 @@ class ApplyResult(object):
 
     _waiters = None     # the lock waiters wait on, once one has to
 
+    _callback = _error_callback = None
+
     def __init__(self, pool, callback, error_callback):
         self._pool = pool
         self._ready = False
         # A process pool holds tasks back to put them in batches: waiting
         # for a result puts them first.
         self._core = pool._core
-        self._job = next(job_counter)
-        self._cache = pool._cache
-        self._callback = callback
-        self._error_callback = error_callback
-        self._cache[self._job] = self
+        self._job = job = next(job_counter)
+        self._cache = cache = pool._cache
+        if callback is not None or error_callback is not None:
+            self._callback = callback
+            self._error_callback = error_callback
+        cache[job] = self
 
     @property
     def _event(self):
