@@ -250,3 +250,16 @@ def nap_and_return(x):
     '''A short task: the stress test kills workers while they run these.'''
     time.sleep(0.002)
     return x * 3
+
+
+_shared = [1, 2]
+
+
+def same_list_twice(_):
+    return [_shared, _shared]
+
+
+def fail_on_chunk(x, bad=777):
+    if x == bad:
+        raise ValueError('item %d' % x)
+    return x * 2

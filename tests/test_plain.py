@@ -21,11 +21,17 @@ PLAIN = [
     '', 'a', 'é' * 300, 'x' * 70000, b'', b'x' * 300, b'\0' * 70000,
     (), (1,), (1, 2), (1, 2, 3), (1, 2, 3, 4), [], [1], list(range(3000)),
     [(1, 'a'), (2, 'b')], ((((1,),),),), [1.0, None, 'y', b'z', (True,)],
+    [[1]], ([1],), [[1, [2.5, 'x']], [], ([3],)], [list(range(100))] * 1,
 ]
 
+_twice = [1]
+_self = []
+_self.append(_self)
+
 NOT_PLAIN = [
-    2**63, -2**63 - 1, 10**30, '\ud800', bytearray(b'x'), {1: 2}, {1}, [[1]],
-    ([1],), (((((1,),),),),), ValueError('a', 'b'), type, 1j,
+    2**63, -2**63 - 1, 10**30, '\ud800', bytearray(b'x'), {1: 2}, {1},
+    [_twice, _twice], ([_twice], _twice), _self, [[[[[1]]]]],
+    (((((1,),),),),), ValueError('a', 'b'), type, 1j,
     True.__class__, frozenset(), [object()],
 ]
 
@@ -149,3 +155,73 @@ def test_results_of_every_kind(pool):
     assert list(pool.imap(h.identity, MIXED[:9])) == MIXED[:9]
     assert sorted(pool.imap_unordered(h.square, range(50), chunksize=3)) == \
         [x * x for x in range(50)]
+
+
+def test_long_map_results_filled_in_place(pool):
+    # 100k items: the result list is made when results come, and all but
+    # the last chunk are read straight into it.
+    n = 100_003
+    assert pool.map(h.square, range(n)) == [x * x for x in range(n)]
+    got = pool.map(h.identity, [float(x) for x in range(n)], chunksize=999)
+    assert got == [float(x) for x in range(n)]
+    big = [2**64 + x for x in range(5000)]        # not 64-bit: through pickle
+    assert pool.map(h.identity, big, chunksize=100) == big
+
+
+def test_failing_chunk_among_many(pool):
+    # The other chunks are set in C; the failure still wins, the callbacks
+    # see what CPython's would.
+    seen = []
+    r = pool.map_async(h.fail_on_chunk, range(5000), chunksize=10,
+                       callback=seen.append, error_callback=seen.append)
+    with pytest.raises(ValueError, match='item 777'):
+        r.get(timeout=60)
+    assert len(seen) == 1 and isinstance(seen[0], ValueError)
+    ok = pool.map_async(h.square, range(5000), chunksize=10, callback=seen.append)
+    assert ok.get(timeout=60) == [x * x for x in range(5000)]
+    assert seen[1] == [x * x for x in range(5000)]
+
+
+def test_shared_references_in_results_survive(pool):
+    # A list twice in a result is not plain: pickle keeps it one object.
+    for got in (pool.apply(h.same_list_twice, (0,)),
+                pool.map(h.same_list_twice, range(3))[2]):
+        assert got == [[1, 2], [1, 2]]
+        assert got[0] is got[1]
+
+
+def test_apply_results_with_and_without_callbacks(pool):
+    import threading
+    seen = []
+    plain = [pool.apply_async(h.square, (i,)) for i in range(300)]
+    called = [pool.apply_async(h.square, (i,), callback=seen.append)
+              for i in range(300)]
+    failed = pool.apply_async(h.raise_value_error, ('x',), error_callback=seen.append)
+    assert [r.get(timeout=60) for r in plain] == [i * i for i in range(300)]
+    assert [r.get(timeout=60) for r in called] == [i * i for i in range(300)]
+    with pytest.raises(ValueError):
+        failed.get(timeout=60)
+    assert sorted(x for x in seen if isinstance(x, int)) == [i * i for i in range(300)]
+    assert all(r.ready() and r.successful() for r in plain + called)
+    # Several threads waiting on one result all wake when it is set.
+    slow = pool.apply_async(h.sleep_then_return, ('v', 0.3))
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(slow.get(timeout=60)))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    assert slow.wait(0.01) is None and not slow.ready()
+    for t in threads:
+        t.join(60)
+    assert got == ['v'] * 4
+    assert slow._event.is_set() and slow._event.wait(0)
+
+
+def test_imap_many_chunks_in_order(pool):
+    n = 20_000
+    assert list(pool.imap(h.square, range(n), chunksize=7)) == [x * x for x in range(n)]
+    assert list(pool.imap(h.square, list(range(n)))) == [x * x for x in range(n)]
+    assert sorted(pool.imap_unordered(h.square, tuple(range(n)), chunksize=3)) == \
+        [x * x for x in range(n)]
+    it = pool.imap(h.square, iter(range(50)), chunksize=4)   # a lazy iterable
+    assert list(it) == [x * x for x in range(50)]

@@ -7,8 +7,9 @@
  *
  *   plain    None, bool, int (64-bit), float, str, bytes, and tuples of
  *            plain values (nested at most PLAIN_DEPTH deep)
- *   message  a plain value, or a list of plain values (lists are only on
- *            top: without a memo, a list met twice would come back as two)
+ *   message  a plain value, or a list of plain values; lists inside it too
+ *            when each is met once (see plain_lists_begin: without a memo,
+ *            a list met twice would come back as two)
  *
  * The output is a valid pickle that pickle.loads reads (no FRAME, no memo:
  * both are optional). plain_load reads these, and pickle.dumps's own output
@@ -125,6 +126,51 @@ static inline int put_int(plainbuf *b, PyObject *o) {
 	return plain_int(b, v);
 }
 
+/* Lists inside a message are plain only while a writer that runs no Python
+ * code from start to end has turned lists_on (plain_lists_begin): then each
+ * list is recorded, and one met twice is not plain (pickle would keep the
+ * two one object). A writer that calls Python between items (stream_map)
+ * leaves lists off: the lists it wrote could change before the message is
+ * done. Used with the GIL held. */
+#define SEEN_BITS 16
+#define SEEN_MAX (1 << (SEEN_BITS - 1))   /* lists in one message, at most */
+static struct { const void *p; unsigned gen; } *seen;
+static unsigned seen_gen;
+static Py_ssize_t seen_n;
+static int lists_on;
+
+void plain_lists_begin(void) {
+	lists_on = 1;
+	seen_n = 0;
+	if (++seen_gen == 0) {
+		if (seen) memset(seen, 0, sizeof *seen << SEEN_BITS);
+		seen_gen = 1;
+	}
+}
+
+void plain_lists_end(void) { lists_on = 0; }
+
+/* seen_add records list o: 1 if new, 0 if met before (or too many), -1 with
+ * an exception set. */
+static int seen_add(const void *o) {
+	if (!seen && !(seen = PyMem_RawCalloc((size_t)1 << SEEN_BITS, sizeof *seen))) {
+		PyErr_NoMemory();
+		return -1;
+	}
+	if (seen_n >= SEEN_MAX) return 0;
+	size_t mask = ((size_t)1 << SEEN_BITS) - 1;
+	size_t h = (size_t)(((uintptr_t)o >> 4) * 0x9E3779B97F4A7C15ULL >> (64 - SEEN_BITS));
+	for (;; h = (h + 1) & mask) {
+		if (seen[h].gen != seen_gen) {
+			seen[h].p = o;
+			seen[h].gen = seen_gen;
+			seen_n++;
+			return 1;
+		}
+		if (seen[h].p == o) return 0;
+	}
+}
+
 int plain_item(plainbuf *b, PyObject *o, int depth) {
 	PyTypeObject *t = Py_TYPE(o);
 	char h[9];
@@ -150,7 +196,12 @@ int plain_item(plainbuf *b, PyObject *o, int depth) {
 	if (t == &PyBytes_Type)
 		return put_len(b, 'C', 'B', PyBytes_AS_STRING(o), PyBytes_GET_SIZE(o));
 	int is_list = t == &PyList_Type;
-	if ((t == &PyTuple_Type && depth < PLAIN_DEPTH) || (is_list && depth == 0)) {
+	if (is_list && depth > 0) {
+		if (!lists_on || depth >= PLAIN_DEPTH) return 0;
+		int s = seen_add(o);
+		if (s <= 0) return s;
+	}
+	if ((t == &PyTuple_Type && depth < PLAIN_DEPTH) || is_list) {
 		Py_ssize_t n = is_list ? PyList_GET_SIZE(o) : PyTuple_GET_SIZE(o);
 		if (n == 0) return plainbuf_put(b, is_list ? "]" : ")", 1) < 0 ? -1 : 1;
 		if (plainbuf_put(b, is_list ? "](" : "(", is_list ? 2 : 1) < 0) return -1;
@@ -173,7 +224,12 @@ int plain_end(plainbuf *b) { return plainbuf_put(b, ".", 1); }
 int plain_dump(plainbuf *b, PyObject *o) {
 	Py_ssize_t mark = b->n;
 	int r = plain_begin(b);
-	if (r == 0) r = plain_item(b, o, 0);
+	if (r == 0) {
+		plain_lists_begin();
+		if (PyList_CheckExact(o) && seen_add(o) < 0) r = -1;  /* the top, if it holds itself */
+		if (r == 0) r = plain_item(b, o, 0);
+		plain_lists_end();
+	}
 	if (r == 1 && plain_end(b) < 0) r = -1;
 	if (r != 1) b->n = mark;
 	return r;
@@ -192,6 +248,27 @@ PyObject *plain_bytes(PyObject *o) {
 }
 
 /* ---- reading ---- */
+
+/* Ints read recently, by value: results often repeat the same numbers
+ * (seed 004's chunks are the same 1000 cubes a thousand times over), and
+ * making each one anew is most of the cost of reading them. An int's
+ * identity is not part of its value (CPython shares small ones, and
+ * constants): equal ints read here may be one object. Direct-mapped; used
+ * with the GIL held. */
+#define INT_CACHE 4096
+static struct { long long v; PyObject *o; } int_cache[INT_CACHE];
+
+static PyObject *read_int(long long v) {
+	if (v >= -5 && v <= 256) return PyLong_FromLongLong(v);  /* CPython's own */
+	unsigned long long h = (unsigned long long)v * 0x9E3779B97F4A7C15ULL;
+	size_t slot = (size_t)(h >> 52) & (INT_CACHE - 1);
+	if (int_cache[slot].o && int_cache[slot].v == v) return Py_NewRef(int_cache[slot].o);
+	PyObject *o = PyLong_FromLongLong(v);
+	if (!o) return NULL;
+	Py_XSETREF(int_cache[slot].o, Py_NewRef(o));
+	int_cache[slot].v = v;
+	return o;
+}
 
 typedef struct {
 	PyObject **s;
@@ -262,8 +339,8 @@ PyObject *plain_load(const char *data, Py_ssize_t len) {
 		case 0x88: PUSH(Py_NewRef(Py_True)); break;
 		case 0x89: PUSH(Py_NewRef(Py_False)); break;
 		case 'K': NEED(1); PUSH(PyLong_FromLong(p[0])); p += 1; break;
-		case 'M': NEED(2); PUSH(PyLong_FromLong(p[0] | p[1] << 8)); p += 2; break;
-		case 'J': NEED(4); PUSH(PyLong_FromLong((int32_t)rd_u32(p))); p += 4; break;
+		case 'M': NEED(2); PUSH(read_int(p[0] | p[1] << 8)); p += 2; break;
+		case 'J': NEED(4); PUSH(read_int((int32_t)rd_u32(p))); p += 4; break;
 		case 0x8a: {                                 /* LONG1 */
 			NEED(1);
 			size_t k = p[0];
@@ -391,12 +468,12 @@ static int read_scalar(const unsigned char **pp, const unsigned char *end, PyObj
 		break;
 	case 'M':
 		if (end - p < 2) return 0;
-		o = PyLong_FromLong(p[0] | p[1] << 8);
+		o = read_int(p[0] | p[1] << 8);
 		p += 2;
 		break;
 	case 'J':
 		if (end - p < 4) return 0;
-		o = PyLong_FromLong((int32_t)rd_u32(p));
+		o = read_int((int32_t)rd_u32(p));
 		p += 4;
 		break;
 	case 0x8a: {

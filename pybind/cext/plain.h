@@ -18,6 +18,10 @@ void plainbuf_free(plainbuf *b);
 int plain_begin(plainbuf *b);
 int plain_item(plainbuf *b, PyObject *o, int depth);
 int plain_int(plainbuf *b, long long v);
+/* plain_lists_begin/end bracket a message written with plain_item in which
+ * lists may be nested (each met once): no Python code may run between. */
+void plain_lists_begin(void);
+void plain_lists_end(void);
 int plain_end(plainbuf *b);
 
 /* plain_dump appends the pickle of o; 1 if o is plain, 0 if not (b is then

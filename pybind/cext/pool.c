@@ -757,6 +757,7 @@ static PyObject *pool_put_chunks(PyObject *self, PyObject *const *args, Py_ssize
 		if (is_range >= 0 && lo < hi) {
 			if (plain_begin(&cb->b) < 0 || (!single && plainbuf_put(&cb->b, "(", 1) < 0)) goto fail;
 			r = 1;
+			plain_lists_begin();  /* nothing below runs Python code */
 			for (Py_ssize_t k = lo; r == 1 && k < hi; k++) {
 				if (is_range) {
 					r = plain_int(&cb->b, rstart + rstep * (long long)k);
@@ -768,6 +769,7 @@ static PyObject *pool_put_chunks(PyObject *self, PyObject *const *args, Py_ssize
 					r = 0;
 				}
 			}
+			plain_lists_end();
 			if (r < 0) goto fail;
 			if (r == 1 && ((!single && plainbuf_put(&cb->b, "t", 1) < 0) || plain_end(&cb->b) < 0))
 				goto fail;
