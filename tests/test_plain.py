@@ -225,3 +225,14 @@ def test_imap_many_chunks_in_order(pool):
         [x * x for x in range(n)]
     it = pool.imap(h.square, iter(range(50)), chunksize=4)   # a lazy iterable
     assert list(it) == [x * x for x in range(50)]
+
+
+def test_imap_over_a_huge_range_is_lazy(pool):
+    # The feeder puts an imap's sequence in blocks, and stops queueing
+    # ahead of the workers, as CPython's pipe holds its task handler back.
+    import time
+    from mpgo import pool as mpool
+    it = pool.imap(h.square, range(10**12))
+    assert [next(it) for _ in range(5)] == [0, 1, 4, 9, 16]
+    time.sleep(0.5)
+    assert pool._core.tasks.qsize() <= mpool._FEED_AHEAD + 4096

@@ -888,6 +888,8 @@ _BIG_RESULT = 1 << 20
 # Chunks of a range this long or longer are sent as ranges (a few bytes,
 # where their numbers take about five bytes each).
 _RANGE_SLICES = 1024
+# The most tasks an imap over a sequence keeps queued ahead of the workers.
+_FEED_AHEAD = 1 << 15
 # MapResult makes lists of this many items or more when results come.
 _LAZY_RESULT = 1 << 16
 _BACKLOG = 1
@@ -1081,6 +1083,7 @@ class _CorePool(object):
         self.rq = self.call('PoolResults', self.h)
         self.submitter = self.fast.Submitter(self.tq, reduction.ForkingPickler.dumps)
         self.waker = self.fast.Queue(self.rq)
+        self.tasks = self.fast.Queue(self.tq)   # for its length
         self.feed_queue = queue.SimpleQueue()
         self.feeder = threading.Thread(target=self._feed, name='PoolTaskHandler',
                                        daemon=True)
@@ -1156,9 +1159,12 @@ class _CorePool(object):
         for tid in ids:
             self.fail((tid >> 32) - 1, tid & 0xffffffff, exc)
 
-    def map(self, job, kind, func, iterable, chunksize):
+    def map(self, job, kind, func, iterable, chunksize, lazy=False):
         '''Put the tasks of a map: chunks of iterable (a sequence), or its
-        items for kind _CALL; return how many tasks.'''
+        items for kind _CALL; return how many tasks. lazy (imap): keep at
+        most about _FEED_AHEAD tasks queued, as CPython's task handler is
+        held back by its pipe, so that an imap over a huge range does not
+        queue all of it.'''
         self.flush()
         n = len(iterable)
         if kind == _CALL:
@@ -1176,7 +1182,7 @@ class _CorePool(object):
                 type(iterable) is range and
                 (chunksize < _RANGE_SLICES or kind == _CALL)):
             self._map_chunks(job, base, fb, iterable,
-                             0 if kind == _CALL else chunksize, nchunks)
+                             0 if kind == _CALL else chunksize, nchunks, lazy)
             return nchunks
         # A chunk of a long range is its slice, a range, whose pickle is a
         # few bytes where CPython makes and pickles a tuple of every number
@@ -1209,7 +1215,7 @@ class _CorePool(object):
             self._put_many(ids, fb, payloads)
         return nchunks
 
-    def _map_chunks(self, job, base, fb, seq, chunksize, nchunks):
+    def _map_chunks(self, job, base, fb, seq, chunksize, nchunks, lazy=False):
         '''Put the chunks of a list, tuple or range: the engine's C side
         pickles the plain ones (ForkingPickler those it cannot).'''
         dumps = reduction.ForkingPickler.dumps
@@ -1223,6 +1229,11 @@ class _CorePool(object):
         outstanding = self.outstanding
         step = _SUBMIT_BATCH * 16
         for i0 in range(0, nchunks, step):
+            while lazy and not self.terminating and \
+                    self.tasks.qsize() > _FEED_AHEAD:
+                time.sleep(0.001)
+            if self.terminating:
+                return
             i1 = min(i0 + step, nchunks)
             hb = base >> 32
             ids = [base | (i ^ hb) for i in range(i0, i1)]   # _key(base | i)
@@ -1281,6 +1292,12 @@ class _CorePool(object):
     def feed(self, job, kind, func, iterable, set_length):
         self.feed_queue.put((job, kind, func, iterable, set_length))
 
+    def feed_sequence(self, job, kind, func, seq, chunksize, set_length):
+        '''Put the tasks of an imap over a list, tuple or range, as map()
+        does but from the feeder thread: imap() returns at once, however
+        long seq is.'''
+        self.feed_queue.put((job, kind, func, seq, set_length, chunksize))
+
     def _feed(self):
         dumps = reduction.ForkingPickler.dumps
         for item in iter(self.feed_queue.get, None):
@@ -1290,6 +1307,13 @@ class _CorePool(object):
                 # the tasks do. A full batch, or a wait, puts them sooner.
                 time.sleep(_FLUSH_DELAY)
                 self.flush()
+                continue
+            if len(item) == 6:
+                job, kind, func, seq, set_length, chunksize = item
+                item = None
+                set_length(self.map(job, kind, func, seq, chunksize,
+                                    lazy=True))
+                seq = None
                 continue
             job, kind, func, iterable, set_length = item
             self.flush()
@@ -1655,12 +1679,11 @@ class Pool(object):
             raise ValueError(
                 "Chunksize must be 1+, not {0!r}".format(chunksize))
         if type(iterable) in (range, list, tuple):
-            # A sequence is put at once, as map() puts it: CPython's task
-            # handler does not wait for the results before putting more
-            # either.
-            n = self._core.map(result._job, _CALL if chunksize == 1 else _MAP,
-                               func, iterable, chunksize)
-            result._set_length(n)
+            # Its chunks pickled and put in C, in blocks (CPython's task
+            # handler does not wait for results before putting more either).
+            self._core.feed_sequence(
+                result._job, _CALL if chunksize == 1 else _MAP, func,
+                iterable, chunksize, result._set_length)
             if chunksize == 1:
                 return result
             return (item for chunk in result for item in chunk)
