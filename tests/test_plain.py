@@ -236,3 +236,31 @@ def test_imap_over_a_huge_range_is_lazy(pool):
     assert [next(it) for _ in range(5)] == [0, 1, 4, 9, 16]
     time.sleep(0.5)
     assert pool._core.tasks.qsize() <= mpool._FEED_AHEAD + 4096
+
+
+def _forge_result(pool, job, i, body, status=0):
+    '''Put a result message for task i of job on the pool's result queue,
+    as a worker would (core/pool's wire format).'''
+    import struct
+    msg = struct.pack('<QIB', (job + 1) << 32 | i, 0, status) + body
+    pool._core.waker.put(msg)
+
+
+BAD_UTF8 = b'\x80\x04](\x8c\x02\xff\xfee.'
+
+
+def test_corrupt_results_fail_their_task_only(pool):
+    # Fault injection: results that do not read (here, a str of bad UTF-8)
+    # fail their task with MaybeEncodingError; nothing else is disturbed.
+    slow = pool.apply_async(h.sleep_then_return, (1, 1.0))
+    slow.wait(0.1)       # put (apply tasks are held back a moment)
+    _forge_result(pool, slow._job, 0, BAD_UTF8)
+    with pytest.raises(mpgo.pool.MaybeEncodingError):
+        slow.get(timeout=60)
+    m = pool.starmap_async(h.sleep_then_return, [(i, 0.5) for i in range(4)], chunksize=1)
+    _forge_result(pool, m._job, 1, BAD_UTF8)     # not the last: read in C
+    with pytest.raises(mpgo.pool.MaybeEncodingError):
+        m.get(timeout=60)
+    # The real results of those tasks come later, and are dropped.
+    assert pool.map(h.square, range(100), chunksize=3) == [x * x for x in range(100)]
+    assert pool.apply(h.identity, ('fine',)) == 'fine'

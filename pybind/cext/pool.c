@@ -1193,6 +1193,10 @@ out:
 
 /* collect_one adds the result message m (n bytes; its bytes object owner,
  * or NULL when m is in the scratch) to out, for pool_collect. */
+static int collect_read(PyObject *out, uint64_t tid, int status, const char *body, int64_t bn,
+			int64_t n, PyObject *owner, PyObject *loads, PyObject **group,
+			long long *group_job, PyObject *cache, PyObject *cls, PyObject *mcls);
+
 static int collect_one(PyObject *out, const char *m, int64_t n, PyObject *owner,
 		       PyObject *loads, PyObject *outstanding, PyObject **group, long long *group_job,
 		       PyObject *cache, PyObject *cls, PyObject *mcls) {
@@ -1202,8 +1206,6 @@ static int collect_one(PyObject *out, const char *m, int64_t n, PyObject *owner,
 	}
 	uint64_t tid = get_u64(m);
 	int status = (unsigned char)m[12];
-	const char *body = m + RESULT_HDR;
-	int64_t bn = n - RESULT_HDR;
 	if (tid != 0) {
 		PyObject *t = PyLong_FromUnsignedLongLong(task_key(tid));
 		if (!t) return -1;
@@ -1212,11 +1214,39 @@ static int collect_one(PyObject *out, const char *m, int64_t n, PyObject *owner,
 		if (r < 0) return -1;
 		if (r == 0) return 0;  /* settled already: a loss after its result */
 	}
+	int r = collect_read(out, tid, status, m + RESULT_HDR, n - RESULT_HDR, n, owner, loads,
+			     group, group_job, cache, cls, mcls);
+	if (r < 0 && tid != 0) {
+		/* Not read: back among the outstanding tasks, which the pool
+		 * fails when it breaks on this error, instead of losing it. */
+		PyObject *et, *ev, *etb;
+		PyErr_Fetch(&et, &ev, &etb);
+		PyObject *k = PyLong_FromUnsignedLongLong(task_key(tid));
+		if (!k || PySet_Add(outstanding, k) < 0) PyErr_Clear();
+		Py_XDECREF(k);
+		PyErr_Restore(et, ev, etb);
+	}
+	return r;
+}
+
+/* collect_read reads the result (or other message) of task tid, taken out
+ * of the outstanding set, for collect_one. */
+static int collect_read(PyObject *out, uint64_t tid, int status, const char *body, int64_t bn,
+			int64_t n, PyObject *owner, PyObject *loads, PyObject **group,
+			long long *group_job, PyObject *cache, PyObject *cls, PyObject *mcls) {
 	PyObject *obj = NULL;
 	if (tid != 0 && status == S_OK) {
 		int d = deliver_map(cache, mcls, (long long)(tid >> 32) - 1,
 				    (Py_ssize_t)(tid & 0xffffffffu), body, bn);
-		if (d != 0) return d < 0 ? -1 : 0;
+		if (d < 0) {
+			/* A body that does not read: the path below reads it again
+			 * and reports it for this task alone. */
+			PyObject *e = caught();
+			if (!e) return -1;
+			Py_DECREF(e);
+			d = 0;
+		}
+		if (d != 0) return 0;
 	}
 	if (tid != 0 && (status == S_OK || status == S_ERROR)) {
 		obj = plain_load(body, bn);

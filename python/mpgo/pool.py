@@ -1386,8 +1386,18 @@ class _CorePool(object):
         while True:
             # collect sets some results itself: an ApplyResult's without
             # callbacks, and a MapResult's chunks other than its last.
-            for job, items in collect(rq, 256, loads, outstanding, cache,
-                                      ApplyResult, MapResult):
+            try:
+                batch = collect(rq, 256, loads, outstanding, cache,
+                                ApplyResult, MapResult)
+            except Exception as e:
+                # Nothing left to read results with: fail what is waiting
+                # rather than leave it waiting for ever.
+                util.info('pool result handler failed: %r', e)
+                self.break_pool(RuntimeError(
+                    'mpgo pool: cannot read results (%r); the pool is broken'
+                    % (e,)))
+                break
+            for job, items in batch:
                 if job is None:
                     self._handle_other(*items)
                     continue
@@ -1400,7 +1410,7 @@ class _CorePool(object):
                     # A callback raised: report it, and keep handling results.
                     sys.stderr.write('Exception in a callback of %r:\n' % (result,))
                     traceback.print_exc()
-            result = items = None
+            result = items = batch = None
             while self.failures:
                 job, i, exc = self.failures.popleft()
                 self.deliver(job, i, (False, exc))
