@@ -42,14 +42,7 @@ static inline int put_small(plainbuf *b, const char *s, int k) {
 }
 
 int plainbuf_put(plainbuf *b, const char *s, Py_ssize_t k) {
-	if (b->n + k > b->cap) {
-		Py_ssize_t cap = b->cap ? b->cap : 256;
-		while (cap < b->n + k) cap *= 2;
-		char *p = PyMem_Realloc(b->p, cap);
-		if (!p) { PyErr_NoMemory(); return -1; }
-		b->p = p;
-		b->cap = cap;
-	}
+	if (b->n + k > b->cap && grow(b, k) < 0) return -1;
 	memcpy(b->p + b->n, s, k);
 	b->n += k;
 	return 0;

@@ -781,16 +781,11 @@ static PyObject *pool_put_chunks(PyObject *self, PyObject *const *args, Py_ssize
 			if (!io) goto fail;
 			PyObject *pl = PyObject_CallOneArg(fallback, io);
 			if (!pl) {
-				PyObject *t, *v, *tb;
-				if (!PyErr_ExceptionMatches(PyExc_Exception)) { Py_DECREF(io); goto fail; }
-				PyErr_Fetch(&t, &v, &tb);
-				PyErr_NormalizeException(&t, &v, &tb);
-				if (tb && v) PyException_SetTraceback(v, tb);
-				Py_XDECREF(t);
-				Py_XDECREF(tb);
-				PyObject *pair = PyTuple_Pack(2, io, v ? v : Py_None);
+				PyObject *v = caught();
+				if (!v) { Py_DECREF(io); goto fail; }
+				PyObject *pair = PyTuple_Pack(2, io, v);
 				Py_DECREF(io);
-				Py_XDECREF(v);
+				Py_DECREF(v);
 				if (!pair || PyList_Append(failures, pair) < 0) { Py_XDECREF(pair); goto fail; }
 				Py_DECREF(pair);
 				cb->b.n = start;
@@ -954,23 +949,26 @@ static PyObject *sub_flush(SubmitterObj *s, PyObject *outstanding) {
 		Py_DECREF(ids);
 		Py_RETURN_NONE;
 	}
-	PyObject *t, *v, *tb;
-	PyErr_Fetch(&t, &v, &tb);
-	PyErr_NormalizeException(&t, &v, &tb);
-	if (tb && v) PyException_SetTraceback(v, tb);
+	/* The put failed (an engine error, an Exception): none of them is
+	 * outstanding. */
+	PyObject *v = caught(), *et = NULL, *ev = NULL, *etb = NULL;
+	if (!v) PyErr_Fetch(&et, &ev, &etb);
 	for (Py_ssize_t j = 0; j < n; j++) {
 		/* back from keys to ids, for the caller */
 		PyObject *k = PyList_GET_ITEM(ids, j);
-		PySet_Discard(outstanding, k);
+		if (PySet_Discard(outstanding, k) < 0) PyErr_Clear();
 		PyObject *id = PyLong_FromUnsignedLongLong(task_key(PyLong_AsUnsignedLongLong(k)));
 		if (!id) { PyErr_Clear(); continue; }
 		PyList_SET_ITEM(ids, j, id);
 		Py_DECREF(k);
 	}
-	PyObject *res = Py_BuildValue("(NO)", ids, v ? v : Py_None);
-	Py_XDECREF(t);
-	Py_XDECREF(v);
-	Py_XDECREF(tb);
+	if (!v) {  /* not an Exception: raised as it is */
+		Py_DECREF(ids);
+		PyErr_Restore(et, ev, etb);
+		return NULL;
+	}
+	PyObject *res = Py_BuildValue("(NO)", ids, v);
+	Py_DECREF(v);
 	return res;
 }
 
