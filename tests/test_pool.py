@@ -633,6 +633,15 @@ class TestMaxTasksPerChild:
             assert wait_until(lambda: len(p._pool) == 2)
         assert mpgo.active_children() == []
 
+    def test_close_before_the_tasks_are_done(self):
+        # CPython issue #10332: workers that retire after close() are still
+        # replaced until the queued tasks are done, and join() waits.
+        p = mpgo.Pool(3, maxtasksperchild=1)
+        results = [p.apply_async(h.sleep_then_return, (i, 0.3)) for i in range(6)]
+        p.close()
+        p.join()
+        assert [r.get(timeout=0) for r in results] == list(range(6))
+
 
 class TestMpgoObjectsAsArguments:
     def test_queue(self, pool):

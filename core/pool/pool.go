@@ -575,7 +575,11 @@ func (p *Pool) settle(d death, buf *[]byte) {
 				p.startupFailures, d.proc.Pid, status, errs.ErrProcess))
 		}
 	}
-	replace := !stopping && p.broken == nil
+	// While stopping (Shutdown), the tasks already queued still run: a
+	// worker that retired (MaxTasksPerWorker) or died is replaced as long
+	// as some are left, as CPython's pool keeps its workers until its
+	// cache is empty.
+	replace := p.broken == nil && !terminating && (!stopping || p.tasks.Len() > 0)
 	p.mu.Unlock()
 	if !replace {
 		return

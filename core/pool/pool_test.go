@@ -189,6 +189,25 @@ func TestMaxTasksPerWorker(t *testing.T) {
 	}
 }
 
+func TestShutdownWithRetiringWorkers(t *testing.T) {
+	// Workers that retire after one task once the pool is shutting down
+	// are replaced until the queued tasks are done (CPython issue #10332;
+	// Python's Pool.close shuts the engine's pool down at once).
+	p := newPool(t, pool.Options{Workers: 2, MaxTasksPerWorker: 1})
+	fs := make([]*pool.Future, 8)
+	for i := range fs {
+		fs[i] = p.Submit("square", u64(uint64(i)))
+	}
+	p.Shutdown()
+	for i, f := range fs {
+		res, err := f.Wait(30 * time.Second)
+		if err != nil || !bytes.Equal(res, u64(uint64(i*i))) {
+			t.Fatalf("task %d after Shutdown: %x, %v", i, res, err)
+		}
+	}
+	<-p.Done()
+}
+
 // gone reports whether no process has pid any more.
 func gone(pid int) bool {
 	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
