@@ -263,3 +263,16 @@ def fail_on_chunk(x, bad=777):
     if x == bad:
         raise ValueError('item %d' % x)
     return x * 2
+
+
+class Counted(object):
+    '''An object whose live instances in this process are counted (in
+    __new__, which unpickling calls too).'''
+    alive = 0
+
+    def __new__(cls):
+        cls.alive += 1
+        return super().__new__(cls)
+
+    def __del__(self):
+        type(self).alive -= 1

@@ -619,6 +619,26 @@ class TestInitializer:
             r.get(timeout=0)
 
 
+class TestNoReferencesKept:
+    # CPython issue #29861: a pool keeps no task argument or result alive
+    # once it is done with it.
+    @pytest.mark.parametrize('kind', ['process', 'thread'])
+    def test_arguments_and_results_released(self, kind):
+        import gc
+        import weakref
+        make = mpgo.Pool if kind == 'process' else mpool.ThreadPool
+        with make(2) as p:
+            objs = [h.Counted() for _ in range(10)]
+            refs = [weakref.ref(o) for o in objs]
+            assert len(p.map(h.identity, objs)) == 10
+            assert len(p.apply(h.identity, (objs,))) == 10
+            del objs
+            gc.collect()
+            # (the result threads drop their last batch when the next comes)
+            assert wait_until(lambda: set(wr() for wr in refs) == {None})
+            assert wait_until(lambda: h.Counted.alive == 0)
+
+
 class TestMaxTasksPerChild:
     def test_each_worker_runs_at_most_maxtasks(self):
         with mpgo.Pool(1, maxtasksperchild=2) as p:

@@ -825,6 +825,8 @@ class _ThreadWorkers(_Workers):
                     self.handle_exit(w, None)
                 else:
                     self.handle_frames(w, [(kind, job, i, seconds, value)])
+            # Hold no result while waiting for the next (CPython #29861).
+            items = item = value = None
         util.debug('result handler exiting: len(cache)=%s, thread._state=%s',
                    len(self.cache), thread._state)
 

@@ -43,6 +43,8 @@ HAVE_SEND_HANDLE = (hasattr(socket, 'CMSG_LEN') and
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None), complex})
 # The longest tuple or list dumps() checks for plain values only.
 _SMALL = 16
+# The most of its buffer a thread's reused pickler keeps between calls.
+_KEEP_BUFFER = 1 << 20
 
 # Per thread, one ForkingPickler and its buffer, reused by dumps(): making
 # a Pickler costs more than pickling a small object.
@@ -104,10 +106,16 @@ class ForkingPickler(pickle.Pickler):
                 try:
                     buf.seek(0)
                     buf.truncate()
-                    pickler.clear_memo()
                     pickler.dump(obj)
                     return buf.getvalue()
                 finally:
+                    # Hold nothing of obj past the call: the memo refers to
+                    # what it pickled (CPython issue #29861), and a big
+                    # pickle's buffer would stay allocated.
+                    pickler.clear_memo()
+                    if buf.tell() > _KEEP_BUFFER:
+                        slot[0] = io.BytesIO()
+                        slot[1] = cls(slot[0])
                     slot[3] = False
         buf = io.BytesIO()
         cls(buf, protocol).dump(obj)
