@@ -264,3 +264,28 @@ def test_corrupt_results_fail_their_task_only(pool):
     # The real results of those tasks come later, and are dropped.
     assert pool.map(h.square, range(100), chunksize=3) == [x * x for x in range(100)]
     assert pool.apply(h.identity, ('fine',)) == 'fine'
+
+
+def test_huge_jobs_on_a_broken_pool_fail_at_once():
+    # A pool that takes no more tasks fails what is left of a job with one
+    # failure, not one per task (there could be billions).
+    from mpgo import pool as mpool
+    p = mpgo.Pool(1, initializer=h.raise_value_error, initargs=('init',))
+    try:
+        with pytest.raises(mpool.InitializerError):
+            p.apply(h.identity, (1,))
+        with pytest.raises(mpool.InitializerError):
+            p.map(h.identity, range(10**12), chunksize=1)
+        with pytest.raises(mpool.InitializerError):
+            list(p.imap(h.identity, range(10**12)))
+        with pytest.raises(mpool.InitializerError):
+            list(p.imap_unordered(h.identity, iter(range(10**12))))
+    finally:
+        p.terminate()
+
+
+def test_terminate_during_a_huge_imap(pool):
+    it = pool.imap(h.square, range(10**12))
+    assert next(it) == 0
+    pool.terminate()        # the feeder stops; nothing piles up
+    assert len(pool._core.failures) <= 1

@@ -576,10 +576,12 @@ func (p *Pool) settle(d death, buf *[]byte) {
 		}
 	}
 	// While stopping (Shutdown), the tasks already queued still run: a
-	// worker that retired (MaxTasksPerWorker) or died is replaced as long
-	// as some are left, as CPython's pool keeps its workers until its
-	// cache is empty.
-	replace := p.broken == nil && !terminating && (!stopping || p.tasks.Len() > 0)
+	// worker that had started and then retired (MaxTasksPerWorker) or died
+	// is replaced as long as some are left, as CPython's pool keeps its
+	// workers until its cache is empty. One that never started is not: it
+	// would only fail again (a failing initializer).
+	replace := p.broken == nil && !terminating &&
+		(!stopping || (started && p.tasks.Len() > 0))
 	p.mu.Unlock()
 	if !replace {
 		return

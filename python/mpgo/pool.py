@@ -1163,7 +1163,8 @@ class _CorePool(object):
 
     def map(self, job, kind, func, iterable, chunksize, lazy=False):
         '''Put the tasks of a map: chunks of iterable (a sequence), or its
-        items for kind _CALL; return how many tasks. lazy (imap): keep at
+        items for kind _CALL; return how many of them will have a result
+        (all, unless the pool stopped: see fail_rest). lazy (imap): keep at
         most about _FEED_AHEAD tasks queued, as CPython's task handler is
         held back by its pipe, so that an imap over a huge range does not
         queue all of it.'''
@@ -1175,17 +1176,15 @@ class _CorePool(object):
         try:
             fb = self._function(kind, func)
         except Exception as e:
-            for i in range(nchunks):
-                self.fail(job, i, e)
-            return nchunks
+            return self.fail_rest(job, 0, nchunks, e)
         dumps = reduction.ForkingPickler.dumps
         base = (job + 1) << 32
         if type(iterable) in (list, tuple) or (
                 type(iterable) is range and
                 (chunksize < _RANGE_SLICES or kind == _CALL)):
-            self._map_chunks(job, base, fb, iterable,
-                             0 if kind == _CALL else chunksize, nchunks, lazy)
-            return nchunks
+            return self._map_chunks(job, base, fb, iterable,
+                                    0 if kind == _CALL else chunksize,
+                                    nchunks, lazy)
         # A chunk of a long range is its slice, a range, whose pickle is a
         # few bytes where CPython makes and pickles a tuple of every number
         # in it. Other iterables are chunked as CPython does.
@@ -1193,6 +1192,10 @@ class _CorePool(object):
         chunks = Pool._get_tasks(func, iterable, chunksize)
         ids, payloads, size = [], [], 0
         for i in range(nchunks):
+            if not ids:
+                self._hold_back(lazy)
+                if self.terminating:
+                    return i
             if sliced:
                 chunk = iterable[i * chunksize:(i + 1) * chunksize]
             else:
@@ -1209,9 +1212,8 @@ class _CorePool(object):
             # on it while the next one is pickled.
             if len(ids) >= _SUBMIT_BATCH or size >= _SUBMIT_BYTES:
                 if not self._put_many(ids, fb, payloads):
-                    for j in range(i + 1, nchunks):
-                        self.fail(job, j, self._stopped_error())
-                    return nchunks
+                    return self.fail_rest(job, i + 1, nchunks,
+                                          self._stopped_error())
                 ids, payloads, size = [], [], 0
         if ids:
             self._put_many(ids, fb, payloads)
@@ -1231,16 +1233,16 @@ class _CorePool(object):
         outstanding = self.outstanding
         step = _SUBMIT_BATCH * 16
         for i0 in range(0, nchunks, step):
-            while lazy and not self.terminating and \
-                    self.tasks.qsize() > _FEED_AHEAD:
-                time.sleep(0.001)
+            self._hold_back(lazy)
             if self.terminating:
-                return
+                return i0       # (terminate() leaves results unset, as CPython)
             i1 = min(i0 + step, nchunks)
             hb = base >> 32
             ids = [base | (i ^ hb) for i in range(i0, i1)]   # _key(base | i)
             with self.lock:
-                if self.broken is not None or self.terminating or self.stopped:
+                if self.terminating:
+                    return i0
+                if self.broken is not None or self.stopped:
                     exc = self._stopped_error()
                 else:
                     # In before the put: a result may come back at once.
@@ -1253,12 +1255,27 @@ class _CorePool(object):
                         outstanding.difference_update(ids)
                         exc = e
             if exc is not None:
-                for i in range(i0, nchunks):
-                    self.fail(job, i, exc)
-                return
+                return self.fail_rest(job, i0, nchunks, exc)
             for i, e in failed:
                 outstanding.discard(_key(base | i))
                 self.fail(job, i, e)
+        return nchunks
+
+    def _hold_back(self, lazy):
+        '''For an imap (lazy): wait while _FEED_AHEAD tasks are queued.'''
+        while lazy and not self.terminating and \
+                self.tasks.qsize() > _FEED_AHEAD:
+            time.sleep(0.001)
+
+    def fail_rest(self, job, i0, n, exc):
+        '''Tasks i0..n-1 of job will not run: one failure for them all,
+        task i0's (a MapResult counts the others as settled; an imap ends
+        after it). Return i0 + 1, the tasks that will have a result: failing
+        them one by one could make billions of failures (an imap over a
+        huge range).'''
+        self.failures.append((job, i0, exc, n - i0))
+        self.wake()
+        return i0 + 1
 
     def _put(self, tid, fb, payload):
         return self._submit([tid], self.fast.pool_put, tid, fb, payload)
@@ -1337,7 +1354,8 @@ class _CorePool(object):
                     except Exception as e:
                         self.fail(job, i, e)
                         continue
-                    self._put(base | i, fb, payload)
+                    if not self._put(base | i, fb, payload):
+                        break   # failed: the pool takes no more tasks
             except Exception as e:
                 i += 1
                 self.fail(job, i, e)
@@ -1414,7 +1432,12 @@ class _CorePool(object):
                     traceback.print_exc()
             result = items = batch = None
             while self.failures:
-                job, i, exc = self.failures.popleft()
+                failure = self.failures.popleft()
+                job, i, exc = failure[:3]
+                if len(failure) == 4:           # fail_rest
+                    result = cache.get(job)
+                    if isinstance(result, MapResult):
+                        result._number_left -= failure[3] - 1
                 self.deliver(job, i, (False, exc))
             if self.stopped:
                 break
