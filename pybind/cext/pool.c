@@ -196,7 +196,8 @@ static PyObject *as_tuple(PyObject *x) {
 	return PyTuple_CheckExact(x) ? Py_NewRef(x) : PySequence_Tuple(x);
 }
 
-/* run_task runs one task of kind on its argument x, as pool.py documents. */
+/* run_task runs one task of the other kinds on its argument x, as pool.py
+ * documents (map and starmap chunks go through stream_map). */
 static PyObject *run_task(long kind, PyObject *func, PyObject *x) {
 	switch (kind) {
 	case K_CALL:
@@ -226,57 +227,6 @@ static PyObject *run_task(long kind, PyObject *func, PyObject *x) {
 		Py_DECREF(a);
 		Py_DECREF(kw);
 		return r;
-	}
-	case K_MAP:
-	case K_STARMAP: {
-		if (!PyList_CheckExact(x) && !PyTuple_CheckExact(x)) {
-			/* A range (a long chunk of one), or anything else: item by
-			 * item, without a list of them first. */
-			PyObject *it = PyObject_GetIter(x), *item;
-			if (!it) return NULL;
-			PyObject *res = PyList_New(0);
-			while (res && (item = PyIter_Next(it))) {
-				PyObject *r;
-				if (kind == K_MAP) {
-					r = PyObject_CallOneArg(func, item);
-				} else {
-					PyObject *a = as_tuple(item);
-					r = a ? PyObject_Call(func, a, NULL) : NULL;
-					Py_XDECREF(a);
-				}
-				Py_DECREF(item);
-				if (!r || PyList_Append(res, r) < 0) Py_CLEAR(res);
-				Py_XDECREF(r);
-			}
-			Py_DECREF(it);
-			if (res && PyErr_Occurred()) Py_CLEAR(res);
-			return res;
-		}
-		PyObject *seq = PySequence_Fast(x, "mpgo pool: a chunk must be iterable");
-		if (!seq) return NULL;
-		Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-		PyObject *res = PyList_New(n);
-		for (Py_ssize_t i = 0; res && i < n; i++) {
-			/* seq may be the list itself, which func could change. */
-			if (i >= PySequence_Fast_GET_SIZE(seq)) {
-				PyErr_SetString(PyExc_RuntimeError, "mpgo pool: a chunk changed size");
-				Py_CLEAR(res);
-				break;
-			}
-			PyObject *item = Py_NewRef(PySequence_Fast_GET_ITEM(seq, i)), *r;
-			if (kind == K_MAP) {
-				r = PyObject_CallOneArg(func, item);
-			} else {
-				PyObject *a = as_tuple(item);
-				r = a ? PyObject_Call(func, a, NULL) : NULL;
-				Py_XDECREF(a);
-			}
-			Py_DECREF(item);
-			if (!r) Py_CLEAR(res);
-			else PyList_SET_ITEM(res, i, r);
-		}
-		Py_DECREF(seq);
-		return res;
 	}
 	}
 	PyErr_Format(PyExc_RuntimeError, "mpgo pool: unknown task kind %ld", kind);
