@@ -94,7 +94,7 @@ class Queue(object):
                 (cls.put is Queue.put or cls.get is Queue.get):
             fq = self._fq = _fast.Queue(self._reader._rin.handle)
             fq.configure(_dumps_msg, _loads, _pickle.dumps, _PLAIN, w._ctl, w._peer,
-                         2 + w._peer, w._peer_bell_w, self._reader._drain_if_empty,
+                         2 + w._peer, w._peer_bell_w, self._reader._bell_r,
                          f"Queue {self!r} is closed")
             if cls.put is Queue.put:
                 self.put = fq.put_obj
