@@ -575,6 +575,7 @@ typedef struct {
 	 * so that a Queue object never refers back to its owner. */
 	int armed, level, bell_fd, drain_fd, closed;
 	char proto;  /* plain_dumps's protocol byte if scalars may skip it, else 0 */
+	char used;   /* put_obj was called: a Queue's close() then closes for good */
 } QueueObj;
 
 static int queue_init(QueueObj *q, PyObject *args, PyObject *kw) {
@@ -1179,6 +1180,7 @@ static PyObject *queue_put_obj(QueueObj *q, PyObject *const *args, Py_ssize_t na
 		return NULL;
 	}
 	if (queue_check_ready(q) < 0) return NULL;
+	q->used = 1;
 	PyObject *obj = a[0];
 	PyObject *rest[3];
 	rest[1] = a[1] ? a[1] : Py_True;
@@ -1399,6 +1401,7 @@ static PyMethodDef queue_methods[] = {
 
 static PyMemberDef queue_members[] = {
 	{"handle", T_LONGLONG, offsetof(QueueObj, h), READONLY, NULL},
+	{"used", T_BOOL, offsetof(QueueObj, used), READONLY, "put_obj() was called"},
 	{NULL},
 };
 
