@@ -356,12 +356,15 @@ def test_forkserver_process():
 
 
 @pytest.mark.slow
-def test_manager():
+@pytest.mark.parametrize('close', [True, False], ids=['shut down', 'dropped'])
+def test_manager(close):
     def cycle():
-        with mpgo.Manager() as m:
-            shared = m.list([1])
-            shared.append(2)
-            assert shared[:] == [1, 2]
+        m = mpgo.Manager()
+        shared = m.list([1])
+        shared.append(2)
+        assert shared[:] == [1, 2]
+        if close:
+            m.shutdown()
     assert_flat(cycle, MANAGER_CYCLES)
 
 
