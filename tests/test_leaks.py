@@ -4,7 +4,8 @@ threads and engine handles when it is closed or dropped.
 Each test makes, uses and drops an object CYCLES times after a few warm-up
 cycles, then checks that this process's fd count, /proc/self/maps entries,
 Python and OS threads and the engine's live handles are back where they
-started, and that RSS grew by less than RSS_SLACK. Cleanup that finishes on
+started, that RSS grew by less than RSS_SLACK and the C heap (what malloc
+handed out) by less than MALLOC_SLACK. Cleanup that finishes on
 other threads (a dropped ThreadPool's workers, a Pool's handlers) gets up
 to SETTLE seconds to finish.
 
@@ -31,6 +32,7 @@ through 1M tasks with maxtasksperchild.
 """
 
 import collections
+import ctypes
 import gc
 import os
 import pickle
@@ -50,10 +52,29 @@ PROCESS_CYCLES = 50
 WARMUP = 10
 SETTLE = 10.0
 RSS_SLACK = 4 << 20  # bytes
+MALLOC_SLACK = 16 << 10  # bytes: 16 a cycle over CYCLES
 ANON_SLACK = 16      # /proc/self/maps entries
 GO_THREAD_SLACK = 4
 
 LONG = 60
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        'arena', 'ordblks', 'smblks', 'hblks', 'hblkhd', 'usmblks', 'fsmblks',
+        'uordblks', 'fordblks', 'keepcost')]
+
+
+def _malloc_in_use():
+    """Bytes malloc has handed out and not had back (glibc's mallinfo2),
+    or 0 where it cannot say: the C heap, where neither Python's small
+    objects nor Go's heap live, so a C string lost per call shows here."""
+    try:
+        f = ctypes.CDLL(None).mallinfo2
+    except AttributeError:
+        return 0
+    f.restype = _MallInfo2
+    return f().uordblks
 
 
 def _status():
@@ -80,7 +101,7 @@ def _usage():
     with open('/proc/self/maps') as f:
         anon = sum(1 for _ in f) - len(held['file maps'])
     return held, {'anonymous maps': anon, 'os threads': int(st['Threads']),
-                  'rss': int(st['VmRSS'].split()[0]) * 1024}
+                  'rss': int(st['VmRSS'].split()[0]) * 1024, 'malloc': _malloc_in_use()}
 
 
 def _fd_targets():
@@ -124,6 +145,7 @@ def assert_flat(cycle, n=CYCLES):
     assert grew['anonymous maps'] <= ANON_SLACK, grew
     assert grew['os threads'] <= GO_THREAD_SLACK, grew
     assert grew['rss'] < RSS_SLACK, grew
+    assert grew['malloc'] < MALLOC_SLACK, grew
 
 
 def _roundtrip(obj):
@@ -217,6 +239,19 @@ def test_listener_client():
                 c.send(1)
                 assert c.recv() == 2
             t.join(LONG)
+    assert_flat(cycle)
+
+
+def test_engine_calls():
+    # gopy's wrappers of the engine functions that return only an error
+    # once lost the C string they return, on success and on failure.
+    from mpgo import heap
+
+    def cycle():
+        for _ in range(10):
+            heap.allocate(16)  # ArenaAlloc, then ArenaFree when dropped
+            with pytest.raises(OSError):
+                _engine.call('ProcessSignal', 1, 0)  # no such handle
     assert_flat(cycle)
 
 
