@@ -26,13 +26,17 @@ thread and no lock. That gives, within CPython's API:
   share a queue with Python (see examples/queue).
 
 The queue's _reader and _writer are the pipe's ends, as in CPython, so
-connection.wait() works on q._reader. close(), join_thread() and
+connection.wait() works on q._reader. join_thread() and
 cancel_join_thread() keep their meaning for callers but have nothing to
-flush.
+flush. close() releases at once what this process holds of the queue (its
+doorbell fds and its mapping of the ring; a JoinableQueue keeps the ring
+for task_done() and join()); a queue dropped without close() releases the
+same when its last reference goes.
 """
 
 __all__ = ['Queue', 'SimpleQueue', 'JoinableQueue']
 
+import errno
 import types
 
 from queue import Empty, Full
@@ -81,6 +85,7 @@ class Queue(object):
 
     def _setup(self):
         self._closed = False
+        self._used = False
         self._q = self._reader._in
         w = self._writer
         # put() rings the reader's doorbell only while somebody waits on it
@@ -94,7 +99,7 @@ class Queue(object):
                 (cls.put is Queue.put or cls.get is Queue.get):
             fq = self._fq = _fast.Queue(self._reader._rin.handle)
             fq.configure(_dumps_msg, _loads, _pickle.dumps, _PLAIN, w._ctl, w._peer,
-                         2 + w._peer, w._peer_bell_w, self._reader._drain_if_empty,
+                         2 + w._peer, w._peer_bell_w, self._reader._bell_r,
                          f"Queue {self!r} is closed")
             if cls.put is Queue.put:
                 self.put = fq.put_obj
@@ -123,6 +128,7 @@ class Queue(object):
     def put(self, obj, block=True, timeout=None):
         if self._closed:
             self._check_closed()
+        self._used = True
         if timeout is not None and timeout < 0:
             timeout = 0
         if type(obj) is bytes and len(obj) >= _RAW_MIN:
@@ -212,7 +218,20 @@ class Queue(object):
         return self._q.qsize()
 
     def empty(self):
+        if self._closed:
+            return self._closed_empty()
         return self._q.qsize() == 0
+
+    def _closed_empty(self):
+        # As CPython's, whose close() closes the pipe only once a put()
+        # started the feeder thread.
+        fq = self.__dict__.get('_fq')
+        if self._used or (fq is not None and fq.used):
+            raise OSError(errno.EBADF, "handle is closed")
+        try:
+            return self._q.qsize() == 0
+        except OSError:
+            return True  # released by close(): nothing was put here
 
     def full(self):
         return self._q.qsize() >= self._maxsize
@@ -229,8 +248,16 @@ class Queue(object):
 
     def close(self):
         self._closed = True
-        if '_fq' in self.__dict__:
-            self._fq.set_closed(True)
+        fq = self.__dict__.get('_fq')
+        if fq is not None:
+            fq.set_closed(True)
+        self._release()
+
+    def _release(self):
+        # The pipe ends hold the doorbells and the ring; the ring's handle
+        # closes (unmapping it here) when the last of them lets go.
+        self._reader.close()
+        self._writer.close()
 
     def join_thread(self):
         assert self._closed, "Queue {0!r} not closed".format(self)
@@ -255,6 +282,13 @@ def _rebuild_queue(cls, state):
 
 
 class JoinableQueue(Queue):
+
+    def _release(self):
+        # task_done() and join() work after close(), as with CPython's
+        # semaphore and condition: they count on the ring, kept until the
+        # queue is dropped.
+        self._ring = self._reader._rin
+        super()._release()
 
     def task_done(self):
         try:
