@@ -364,3 +364,78 @@ def test_start_methods_as_cpython():
     assert res.stdout == std.stdout, res.stderr
     assert mpgo.get_context('fork').get_start_method() == 'fork'
     assert sys.version_info >= (3, 14) or mpgo.get_start_method() == 'fork'
+
+
+FUNCTIONS = '''
+    import functools
+    import os
+    import os.path as osp
+    import multiprocessing as mp
+
+    COUNT = 0
+
+    def fact(n):
+        return 1 if n <= 1 else n * fact(n - 1)
+
+    def is_even(n):
+        return True if n == 0 else is_odd(n - 1)
+
+    def is_odd(n):
+        return False if n == 0 else is_even(n - 1)
+
+    def bump():
+        global COUNT
+        COUNT += 1
+
+    def counter():
+        n = 0
+        def step():
+            nonlocal n
+            n += 1
+            return n
+        return step
+
+    def logged(f):
+        @functools.wraps(f)
+        def wrapper(*a, **k):
+            return ('logged', f(*a, **k))
+        return wrapper
+
+    @logged
+    def add(a, b=2, *, c=3) -> int:
+        """Adds."""
+        return a + b + c
+
+    def gen(n):
+        yield from range(n)
+
+    def target(q, step):
+        bump(); bump()
+        step()
+        q.put((fact(5), is_even(10), COUNT, step(), add(1), add.__doc__,
+               add.__wrapped__.__name__, list(gen(3)), osp.basename('/a/b'),
+               os.sep, __name__))
+
+    if __name__ == '__main__':
+        ctx = mp.get_context(os.environ['METHOD'])
+        bump()
+        q = ctx.Queue()
+        step = counter()
+        step()
+        p = ctx.Process(target=target, args=(q, step))
+        p.start()
+        print(q.get(timeout=30))
+        p.join()
+        print('parent', COUNT, step())
+'''
+
+
+def test_functions_of_main_by_value(tmp_path):
+    '''Recursion, mutual recursion, globals set by one function and read by
+    another, closures over cells, decorators, defaults and annotations,
+    generators and modules used as globals: as a fork child sees them.'''
+    prog = _write(tmp_path / 'functions.py', FUNCTIONS)
+    res = _compare([prog], 'fork', str(tmp_path))
+    assert res.stdout.splitlines() == [
+        "(120, True, 3, 3, ('logged', 6), 'Adds.', 'add', [0, 1, 2], 'b', "
+        "'/', '__main__')", 'parent 1 2']

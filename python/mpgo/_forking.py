@@ -21,11 +21,19 @@ What a real fork carries and this does not: module globals changed at run
 time that nothing sent reaches, open files, threads and locks held (the
 README lists these differences).
 
-cloudpickle is imported only when something is pickled this way.
+Functions of __main__ (top-level ones, lambdas, closures and nested
+functions) are pickled by value here, without cloudpickle, whose import
+costs more than a whole child's start: their code goes as marshal data,
+their globals as the names they use. Anything else that must go by value
+(a class of __main__, an instance of one, a function of another module that
+cannot be found by name) makes the pickle start again with cloudpickle,
+imported then.
 """
 
 import io
+import marshal
 import sys
+import types
 
 __all__ = ['dump', 'dumps', 'main_info', 'install_main']
 
@@ -72,6 +80,121 @@ def _function_setstate(obj, state):
     _register(obj)
 
 
+class _ByValue(Exception):
+    '''Raised by the light pickler for what only cloudpickle can send.'''
+
+
+def _global_names(code):
+    '''The names code and the code nested in it may look up as globals (a
+    superset: attribute names too; a value that does not pickle makes the
+    pickle start again with cloudpickle, which is exact).'''
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _global_names(const)
+    return names
+
+
+_EMPTY = object()   # stands in the pickle for an empty closure cell
+
+
+def _cell_value(cell):
+    try:
+        return cell.cell_contents
+    except ValueError:
+        return _EMPTY
+
+
+def _new_function(code, name, ncells):
+    '''Reconstructor: a function of __main__, over this process's
+    __main__ namespace, its state set by _set_function.'''
+    closure = None if ncells is None else tuple(
+        types.CellType() for _ in range(ncells))
+    return types.FunctionType(marshal.loads(code), _main_dict(), name, None,
+                              closure)
+
+
+def _set_function(f, state):
+    qualname, defaults, kwdefaults, doc, attrs, annotations, globs, cells = state
+    f.__qualname__ = qualname
+    f.__defaults__ = defaults
+    f.__kwdefaults__ = kwdefaults
+    f.__doc__ = doc
+    if attrs:
+        f.__dict__.update(attrs)
+    if annotations:
+        f.__annotations__ = annotations
+    f.__globals__.update(globs)
+    if cells is not None:
+        for cell, value in zip(f.__closure__, cells):
+            if value is not _EMPTY:
+                cell.cell_contents = value
+    _register(f)
+
+
+def _reduce_main_function(f):
+    code = f.__code__
+    g = f.__globals__
+    globs = {n: g[n] for n in _global_names(code) if n in g}
+    cells = None if f.__closure__ is None else [
+        _cell_value(c) for c in f.__closure__]
+    ncells = None if cells is None else len(cells)
+    state = (f.__qualname__, f.__defaults__, f.__kwdefaults__, f.__doc__,
+             f.__dict__ or None, getattr(f, '__annotations__', None) or None,
+             globs, cells)
+    return (_new_function, (marshal.dumps(code), f.__name__, ncells), state,
+            None, None, _set_function)
+
+
+def _reduce_module(m):
+    import importlib
+    return importlib.import_module, (m.__name__,)
+
+
+def _by_reference(obj):
+    '''Whether pickle finds obj (a function or class) by its name.'''
+    name = getattr(obj, '__qualname__', '')
+    module = sys.modules.get(getattr(obj, '__module__', None) or '')
+    if module is None or '<' in name:
+        return False
+    for part in name.split('.'):
+        module = getattr(module, part, None)
+    return module is obj
+
+
+_light_class = None
+
+
+def _make_light_class():
+    from .reduction import ForkingPickler
+
+    class LightPickler(ForkingPickler):
+        '''ForkingPickler, with __main__'s functions by value.'''
+
+        def __init__(self, file, protocol=None):
+            super().__init__(file, protocol)
+            self.main = sys.modules.get('__main__')
+
+        def reducer_override(self, obj):
+            t = type(obj)
+            if t is types.FunctionType:
+                if obj.__module__ == '__main__':
+                    if self.main is not None and \
+                            obj.__globals__ is self.main.__dict__:
+                        return _reduce_main_function(obj)
+                    raise _ByValue(obj)
+                if not _by_reference(obj):
+                    raise _ByValue(obj)
+            elif t is types.ModuleType:
+                if sys.modules.get(obj.__name__) is obj:
+                    return _reduce_module(obj)
+            elif isinstance(obj, type) and obj.__module__ == '__main__':
+                raise _ByValue(obj)
+            return NotImplemented
+
+    return LightPickler
+
+
 def _make_pickler_class():
     import collections
     import cloudpickle
@@ -116,19 +239,26 @@ def _pickler(file, protocol=None):
 
 def dump(obj, file, protocol=None):
     '''Pickle obj into file for a 'fork' child.'''
-    _pickler(file, protocol).dump(obj)
+    file.write(dumps(obj, protocol))
 
 
 def dumps(obj, protocol=None):
     '''Return the pickle of obj for a 'fork' child (what a Pool under
     'fork' sends its workers).'''
+    global _light_class
     from .reduction import _PLAIN
     t = type(obj)
     if t in _PLAIN:
         import pickle
         return pickle.dumps(obj, protocol)
+    if _light_class is None:
+        _light_class = _make_light_class()
     buf = io.BytesIO()
-    _pickler(buf, protocol).dump(obj)
+    try:
+        _light_class(buf, protocol).dump(obj)
+    except _ByValue:
+        buf = io.BytesIO()
+        _pickler(buf, protocol).dump(obj)
     return buf.getvalue()
 
 

@@ -68,7 +68,6 @@ import struct
 import sys
 import threading
 import time
-import traceback
 import types
 import warnings
 
@@ -117,6 +116,7 @@ class RemoteTraceback(Exception):
 
 class ExceptionWithTraceback:
     def __init__(self, exc, tb):
+        import traceback   # only when a task fails: it costs milliseconds
         tb = traceback.format_exception(type(exc), exc, tb)
         tb = ''.join(tb)
         self.exc = exc
@@ -296,6 +296,7 @@ def _deliver(cache, job, i, obj):
     except Exception:
         # A callback raised: report it, and keep handling results.
         sys.stderr.write('Exception in a callback of %r:\n' % (result,))
+        import traceback
         traceback.print_exc()
 
 
@@ -1462,6 +1463,7 @@ class _CorePool(object):
                 except Exception:
                     # A callback raised: report it, and keep handling results.
                     sys.stderr.write('Exception in a callback of %r:\n' % (result,))
+                    import traceback
                     traceback.print_exc()
             result = items = batch = None
             while self.failures:

@@ -49,8 +49,12 @@ assert _HEADER.size == _consts.ZYGOTE_HEADER_SIZE
 assert _REPLY.size == _consts.ZYGOTE_REPLY_SIZE
 
 # What a child imports to run its spawn data, preloaded by the zygote.
-_CHILD_MODULES = (b'mpgo.spawn', b'mpgo._forking', b'mpgo._alias',
-                  b'cloudpickle', b'pickle', b'fcntl', b'traceback')
+_CHILD_MODULES = (b'mpgo.spawn', b'mpgo._forking', b'mpgo._alias', b'fcntl')
+# ... and what many children need, imported once the zygote has been idle
+# for _IDLE_MS (an import holds up the requests that come meanwhile).
+_LATER_MODULES = (b'mpgo.pool', b'mpgo.connection', b'mpgo.managers',
+                  b'traceback', b'cloudpickle')
+_IDLE_MS = 20
 
 # The fd a fresh zygote gets its socket on.
 _FRESH_SOCK_FD = 3
@@ -398,9 +402,17 @@ def _serve(sock, parent_pid):
         sock = socket.socket(fileno=_FRESH_SOCK_FD)
     os.closerange(_FRESH_SOCK_FD + 1, _max_fd())
     clone = _make_clone(libc)
-    # What every child needs, imported once here rather than in each child.
-    _import_all(b'\0'.join(_CHILD_MODULES))
+    # What children need, imported once here rather than in each child.
+    import select
+    if not _import_all(b'\0'.join(_CHILD_MODULES)):
+        return 0
+    later = list(_LATER_MODULES)
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
     while True:
+        while later and not poller.poll(_IDLE_MS):
+            if not _import_all(later.pop(0)):
+                return 0
         try:
             msg, fds, _, _ = socket.recv_fds(sock, _consts.ZYGOTE_MAX_MESSAGE,
                                              _consts.ZYGOTE_MAX_FDS + 1)
