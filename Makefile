@@ -35,6 +35,7 @@ test: lint test-race test-c test-py ## everything CI runs
 
 bench: build ## benchmarks against the standard library, side by side
 	PYTHONPATH=$(CURDIR)/python $(PY) bench/run.py
+	PYTHONPATH=$(CURDIR)/python $(PY) bench/tutorials_wall.py
 
 .PHONY: soak
 soak: build ## 100k Queues and Pipes, a Pool through 1M tasks: RSS and fds vs the stdlib

@@ -300,6 +300,23 @@ def fork_early(in_import=()):
             _zygote = _fork(in_import)
 
 
+def before_engine():
+    '''Called as the engine is about to load: fork this process's zygote
+    now if it may start children through one and has none yet (a child
+    that goes on to start children of its own, say, as seed 000's do).
+    Daemonic processes may not have children, and a process whose start
+    method is 'spawn' does not need one.'''
+    if _zygote is not None and _zygote.owner == os.getpid():
+        return
+    from . import context, process
+    if process.current_process().daemon:
+        return
+    ctx = context._default_context
+    method = (ctx._actual_context or ctx._default_context)._name
+    if method in ('fork', 'forkserver'):
+        fork_early()
+
+
 def _fork(in_import=()):
     from . import util
     util._flush_std_streams()
