@@ -52,8 +52,9 @@ assert _REPLY.size == _consts.ZYGOTE_REPLY_SIZE
 _CHILD_MODULES = (b'mpgo.spawn', b'mpgo._forking', b'mpgo._alias', b'fcntl')
 # ... and what many children need, imported once the zygote has been idle
 # for _IDLE_MS (an import holds up the requests that come meanwhile).
-_LATER_MODULES = (b'mpgo.pool', b'mpgo.connection', b'mpgo.managers',
-                  b'traceback', b'cloudpickle')
+# Not cloudpickle: it is big (its imports are), and children need it only
+# for classes of __main__.
+_LATER_MODULES = (b'mpgo.pool', b'mpgo.connection', b'mpgo.managers')
 _IDLE_MS = 20
 
 # The fd a fresh zygote gets its socket on.
