@@ -4,7 +4,7 @@ GO      ?= go
 export GOFLAGS ?= -mod=mod
 PYTEST  = PYTHONPATH=$(CURDIR)/python $(PY) -m pytest
 
-.PHONY: help build capi test test-go test-race test-c test-py bench lint fmt clean
+.PHONY: help build generate capi test test-go test-race test-c test-py bench lint fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -35,15 +35,20 @@ test: lint test-race test-c test-py ## everything CI runs
 
 bench: build ## benchmarks against the standard library, side by side
 	PYTHONPATH=$(CURDIR)/python $(PY) bench/run.py
+	PYTHONPATH=$(CURDIR)/python $(PY) bench/tutorials_wall.py
 
 .PHONY: soak
 soak: build ## 100k Queues and Pipes, a Pool through 1M tasks: RSS and fds vs the stdlib
 	PYTHONPATH=$(CURDIR)/python $(PY) bench/soak.py
 
-lint: ## gofmt, go vet and the one-way dependency rule
+generate: ## write the Python view of Go's cross-language constants
+	$(GO) run ./tools/gen
+
+lint: ## gofmt, go vet, the one-way dependency rule, generated files fresh
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
 	@! $(GO) list -deps ./core/... | grep -E '^C$$|/capi|/pybind|go-python' || (echo "core must not import cgo, capi, pybind or gopy"; exit 1)
+	$(GO) run ./tools/gen -check
 
 fmt: ## gofmt -w
 	gofmt -w $$(git ls-files '*.go')

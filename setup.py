@@ -33,6 +33,9 @@ setup(
     long_description_content_type="text/markdown",
     license="BSD-3-Clause",
     python_requires=">=3.9",
+    # cloudpickle: what a 'fork' child needs of __main__ travels by value
+    # (see README, "Differences from the standard library").
+    install_requires=["cloudpickle>=3.0"],
     package_dir={"": "python"},
     packages=["mpgo", "mpgo.dummy"],
     ext_modules=[Extension("mpgo._native._pybind", sources=[])],

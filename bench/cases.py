@@ -177,7 +177,7 @@ class _LokyPool:
 def load(impl):
     if impl == "mpgo":
         import mpgo as mp
-        return mp.get_context("spawn")
+        return mp.get_context()   # the default: 'fork' (its zygote)
     if impl == "faster-fifo":
         return _FasterFifo()
     if impl == "mpire":
@@ -210,6 +210,111 @@ def process_start_forkserver(mp):
     if type(mp).__module__.startswith("mpgo"):
         mp = mp.get_context("forkserver")
     return process_start(mp)
+
+
+def _is_mpgo(mp):
+    return type(mp).__module__.startswith("mpgo")
+
+
+def process_start_4gb(mp):
+    """process_start in a parent holding 4 GB it has written: a fork copies
+    its page tables; mpgo's zygote was forked before, while it was small."""
+    size, mb = 4 << 30, b"\1" * (1 << 20)
+    big = bytearray(size)
+    for off in range(0, size, 1 << 20):
+        big[off:off + (1 << 20)] = mb
+    value, unit, higher = process_start(mp)
+    del big
+    return value, unit, higher
+
+
+def _program(mp, args):
+    """The command running args as a program: python -m mpgo for mpgo,
+    python for the stdlib."""
+    return [sys.executable] + (["-m", "mpgo"] if _is_mpgo(mp) else []) + args
+
+
+def _median_wall(cmd, n, cwd=None, env=None):
+    import statistics
+    import subprocess
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, cwd=cwd, env=env,
+                       stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def empty_program(mp):
+    """A whole program that imports multiprocessing and does nothing:
+    `python -m mpgo empty.py` against `python -c "import multiprocessing"`,
+    median of 10, ms."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "empty.py")
+        with open(path, "w") as f:
+            f.write("import multiprocessing\n")
+        if _is_mpgo(mp):
+            cmd = [sys.executable, "-m", "mpgo", path]
+        else:
+            cmd = [sys.executable, "-c", "import multiprocessing"]
+        return _median_wall(cmd, 10) * 1e3, "ms", False
+
+
+def manager_list(mp):
+    """Manager start, seed 004's list work (a list proxy, 4 processes each
+    appending through it), and shutdown; ms."""
+    t = time.perf_counter()
+    with mp.Manager() as m:
+        lst = m.list()
+        ps = [mp.Process(target=_append, args=(lst, i)) for i in range(4)]
+        for p in ps:
+            p.start()
+        for p in ps:
+            p.join()
+        assert sorted(lst) == [0, 1, 2, 3]
+    return (time.perf_counter() - t) * 1e3, "ms", False
+
+
+def _append(lst, i):
+    lst.append(i)
+
+
+def _pss_kb(pid):
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _descendants(pid):
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open("/proc/%d/task/%d/children" % (p, p)) as f:
+                kids = [int(c) for c in f.read().split()]
+        except OSError:
+            kids = []
+        out += kids
+        todo += kids
+    return out
+
+
+def pool8_pss(mp):
+    """Total PSS (this process and every descendant: workers, zygote) of
+    an idle Pool(8) after its first map; MB."""
+    with mp.Pool(8) as p:
+        p.map(_ident, range(64))
+        time.sleep(0.5)
+        me = os.getpid()
+        total = sum(_pss_kb(pid) for pid in [me] + _descendants(me))
+    return total / 1024, "MB", False
 
 
 def lock_uncontended(mp):
@@ -455,7 +560,7 @@ def pool_cpu(mp):
 
 
 def pool_start(mp):
-    """Pool(2) creation until its first result; milliseconds."""
+    """Pool(2) creation until its first result (its first result); ms."""
     t = time.perf_counter()
     with mp.Pool(2) as p:
         p.apply(_ident, (0,))
@@ -474,7 +579,9 @@ CASES = {f.__name__: f for f in (process_start, process_start_forkserver,
                                  value_locked_2p, array_copy, pipe_rtt,
                                  queue_small, queue_2p, queue_1MB, get_many,
                                  pool_map_cs1, pool_apply_async, pool_map_tiny,
-                                 pool_imap_unordered, pool_cpu, pool_start)}
+                                 pool_imap_unordered, pool_cpu, pool_start,
+                                 process_start_4gb, empty_program,
+                                 manager_list, pool8_pss)}
 
 if __name__ == "__main__":
     case, impl = sys.argv[1], sys.argv[2]

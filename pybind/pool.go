@@ -3,6 +3,7 @@ package pybind
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -25,17 +26,30 @@ type pyPool struct {
 	tasks, results int64
 	mu             sync.Mutex
 	serial         int
+	zygote         *process.Zygote // under mu; nil: spawn fresh interpreters
 }
 
 var pyPools sync.Map // pool handle -> *pyPool
 
 // PoolNew starts an External pool of workers Python worker processes. Each
-// is started as argv with fds (fds[3] is replaced by the read end of a pipe
-// the engine fills with blob, the base64 of the worker's spawn data) and
-// env plus MPGO_POOL_WORKER, which holds the worker's AttachWorker arguments
-// and a serial number. Workers die with this process.
-func PoolNew(workers, maxTasks int, argvJSON, fdsJSON, envJSON, blob64 string) (h int64, err error) {
+// is started with fds (fds[3] is replaced by the read end of a pipe the
+// engine fills with blob, the base64 of the worker's spawn data) and env
+// plus MPGO_POOL_WORKER, which holds the worker's AttachWorker arguments
+// and a serial number: forked by the zygote on zygoteFD (a socket PoolNew
+// takes over) if it is not -1, else as a fresh interpreter run as argv.
+// If the zygote dies, the workers that follow are fresh interpreters.
+// Workers die with this process.
+func PoolNew(workers, maxTasks int, argvJSON, fdsJSON, envJSON, blob64 string, zygoteFD int) (h int64, err error) {
 	defer guard(&err)
+	pp := &pyPool{}
+	if zygoteFD >= 0 {
+		pp.zygote = process.NewZygote(zygoteFD)
+	}
+	defer func() {
+		if err != nil {
+			pp.dropZygote(pp.zygote)
+		}
+	}()
 	var argv, env []string
 	var fds []int
 	if json.Unmarshal([]byte(argvJSON), &argv) != nil || len(argv) == 0 ||
@@ -47,11 +61,11 @@ func PoolNew(workers, maxTasks int, argvJSON, fdsJSON, envJSON, blob64 string) (
 	if err != nil {
 		return 0, wrap(fmt.Errorf("pool: spawn data: %w: %w", err, errs.ErrValue))
 	}
-	pp := &pyPool{}
 	spawn := func(slot int, args []string) (*process.Process, error) {
 		pp.mu.Lock()
 		pp.serial++
 		serial := pp.serial
+		z := pp.zygote
 		pp.mu.Unlock()
 		var pfd [2]int
 		if err := unix.Pipe2(pfd[:], unix.O_CLOEXEC); err != nil {
@@ -61,7 +75,18 @@ func PoolNew(workers, maxTasks int, argvJSON, fdsJSON, envJSON, blob64 string) (
 		files[3] = pfd[0]
 		cenv := append(append([]string(nil), env...),
 			"MPGO_POOL_WORKER="+strings.Join(args, " ")+" "+strconv.Itoa(serial))
-		proc, err := process.Start(process.Attr{Argv: argv, Env: cenv, Files: files, DeathSignal: syscall.SIGKILL})
+		var proc *process.Process
+		var err error
+		if z != nil {
+			proc, err = z.Start(process.Attr{Env: cenv, Files: files, DeathSignal: syscall.SIGKILL})
+			if errors.Is(err, errs.ErrClosed) {
+				pp.dropZygote(z)
+				z = nil
+			}
+		}
+		if z == nil {
+			proc, err = process.Start(process.Attr{Argv: argv, Env: cenv, Files: files, DeathSignal: syscall.SIGKILL})
+		}
 		unix.Close(pfd[0])
 		if err != nil {
 			unix.Close(pfd[1])
@@ -86,6 +111,16 @@ func PoolNew(workers, maxTasks int, argvJSON, fdsJSON, envJSON, blob64 string) (
 	h = handles.Pools.Put(p)
 	pyPools.Store(h, pp)
 	return h, nil
+}
+
+// dropZygote stops using z (gone, or the pool is freed) and closes it.
+func (pp *pyPool) dropZygote(z *process.Zygote) {
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	if z != nil && pp.zygote == z {
+		pp.zygote = nil
+		z.Close()
+	}
 }
 
 func getPyPool(h int64) (*pyPool, error) {
@@ -164,5 +199,6 @@ func PoolFree(h int64) (err error) {
 	handles.Queues.Take(pp.tasks)
 	handles.Queues.Take(pp.results)
 	pp.p.Terminate()
+	pp.dropZygote(pp.zygote)
 	return wrap(pp.p.Free())
 }

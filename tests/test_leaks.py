@@ -25,8 +25,8 @@ The objects whose every cycle starts processes run fewer cycles, so that
 the file takes well under a minute: a process-backed Pool or a Manager
 starts fresh interpreters (about 50 ms each here), so they run POOL_CYCLES
 and MANAGER_CYCLES, and their jobs and proxies run the full CYCLES on one
-pool and one manager; a Process started the default way runs
-PROCESS_CYCLES, one started by the forkserver's zygote (~10 ms) the full
+pool and one manager; a spawned Process runs PROCESS_CYCLES, one forked
+by the zygote (about a millisecond, 'fork' and 'forkserver') the full
 CYCLES. bench/soak.py runs Queues and Pipes 100,000 times and a Pool
 through 1M tasks with maxtasksperchild.
 """
@@ -362,32 +362,17 @@ def test_pool_jobs():
         assert_flat(cycle)
 
 
-@pytest.mark.slow
-def test_process():
-    def cycle():
-        p = mpgo.Process(target=abs, args=(-1,))
-        p.start()
-        p.join(LONG)
-        assert p.exitcode == 0
-        p.close()
-    assert_flat(cycle, PROCESS_CYCLES)
-
-
-def test_forkserver_process():
-    ctx = mpgo.get_context('forkserver')
+@pytest.mark.parametrize('method', ['fork', 'forkserver', 'spawn'])
+def test_process(method):
+    ctx = mpgo.get_context(method)
 
     def cycle():
         p = ctx.Process(target=abs, args=(-1,))
         p.start()
         p.join(LONG)
         assert p.exitcode == 0
-    try:
-        assert_flat(cycle)
-    finally:
-        # The zygote lives as long as this process: stop it, as
-        # test_forkserver.py does, before the check for leftover children.
-        from mpgo import forkserver
-        forkserver._forkserver._stop()
+        p.close()
+    assert_flat(cycle, PROCESS_CYCLES if method == 'spawn' else CYCLES)
 
 
 @pytest.mark.slow

@@ -2,7 +2,10 @@
 every submodule) to mpgo, in the program and in its children.
 """
 
+import os
 import textwrap
+
+import pytest
 
 from _helpers import env_with_tests, read_result, run_python, write_script
 
@@ -78,7 +81,9 @@ def test_python_m_mpgo_runs_processes_with_targets_in_main(tmp_path):
     assert res.stdout == ('work 1 first\nexit 1\nwork 2 late\nlate exit 2\n')
 
 
-def test_python_m_mpgo_dash_m_module(tmp_path):
+@pytest.mark.parametrize('method, child_name', [('fork', '__main__'),
+                                                ('spawn', '__mp_main__')])
+def test_python_m_mpgo_dash_m_module(tmp_path, method, child_name):
     pkg = tmp_path / 'pkg'
     pkg.mkdir()
     (pkg / '__init__.py').write_text('')
@@ -97,9 +102,11 @@ def test_python_m_mpgo_dash_m_module(tmp_path):
             sys.exit(p.exitcode + 6)
     '''))
     res = run_python(['-m', 'mpgo', '-m', 'pkg.tool', 'x', 'y'],
-                     cwd=str(tmp_path))
+                     cwd=str(tmp_path),
+                     env=dict(os.environ, MPGO_START_METHOD=method))
     assert res.returncode == 6, res.stderr
-    assert res.stdout == "['x', 'y'] pkg.tool\nchild 5 __mp_main__\n"
+    # A fork child runs nothing of __main__; a spawned one re-imports it.
+    assert res.stdout == "['x', 'y'] pkg.tool\nchild 5 %s\n" % child_name
 
 
 def test_python_m_mpgo_directory_with_main(tmp_path):

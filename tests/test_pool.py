@@ -522,10 +522,13 @@ class TestPicklingFailures:
         assert pool.apply(h.square, (4,)) == 16
 
     def test_unpicklable_function(self, pool):
+        # A lambda pickles by value under 'fork'; one holding a lock does
+        # not, under any start method.
+        lock = threading.Lock()
         with pytest.raises(Exception, match='pickle|lambda'):
-            pool.apply_async(lambda: 1).get(timeout=LONG)
+            pool.apply_async(lambda: lock).get(timeout=LONG)
         with pytest.raises(Exception, match='pickle|lambda'):
-            pool.map(lambda x: x, range(3))
+            pool.map(lambda x: (x, lock), range(3))
         assert pool.map(h.square, range(3)) == [0, 1, 4]
 
     def test_one_bad_chunk_in_a_map(self, pool):

@@ -26,6 +26,8 @@ const (
 	roleSleep      = "sleep"            // sleeps until killed
 	roleEchoFD3    = "echo-fd3"         // writes its args to fd 3
 	roleGrandchild = "spawn-grandchild" // see spawnGrandchild
+	roleZygote     = "zygote"           // see serveZygote
+	roleEchoEnv    = "echo-env"         // writes $MPGO_TEST_ECHO to fd 3, exits with $MPGO_TEST_EXIT
 )
 
 func TestMain(m *testing.M) {
@@ -46,6 +48,15 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	case roleGrandchild:
 		os.Exit(spawnGrandchild())
+	case roleZygote:
+		os.Exit(serveZygote())
+	case roleEchoEnv:
+		f := os.NewFile(3, "fd3")
+		if _, err := io.WriteString(f, os.Getenv("MPGO_TEST_ECHO")); err != nil {
+			os.Exit(1)
+		}
+		n, _ := strconv.Atoi(os.Getenv("MPGO_TEST_EXIT"))
+		os.Exit(n)
 	default:
 		fmt.Fprintf(os.Stderr, "unknown role %q\n", role)
 		os.Exit(2)

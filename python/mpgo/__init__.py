@@ -37,3 +37,16 @@ SUBWARNING = 25
 
 if '__main__' in sys.modules:
     sys.modules['__mp_main__'] = sys.modules['__main__']
+
+#
+# The zygote that forks children (mpgo.zygote): forked now, while this
+# process is small, runs one thread and has not loaded the Go engine, if the
+# default start method uses it. Not in a child that is starting up: it gets
+# its own zygote when it first needs one.
+#
+
+if context._default_method in ('fork', 'forkserver') and \
+        sys.argv[1:2] != ['--mpgo-child']:
+    from . import zygote as _zygote
+    _zygote.fork_early(in_import=(__name__,))
+    del _zygote

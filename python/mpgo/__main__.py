@@ -3,6 +3,7 @@
     python -m mpgo script.py [args]     run a script as __main__
     python -m mpgo -m module [args]     run a module as __main__ (like -m)
     python -m mpgo -c command [args]    run a command as __main__ (like -c)
+    python -m mpgo - [args]             run the program read from stdin
 
 `multiprocessing` and every `multiprocessing.X` resolve to mpgo's module of
 the same name, in the program and in every process it starts. sys.argv,
@@ -22,6 +23,7 @@ _USAGE = """\
 usage: python -m mpgo script.py [args...]
        python -m mpgo -m module [args...]
        python -m mpgo -c command [args...]
+       python -m mpgo - [args...]
 
 Run a multiprocessing program on mpgo: `multiprocessing` and all its
 submodules resolve to mpgo's modules.
@@ -90,13 +92,13 @@ def _run_module(name, args):
     runpy._run_module_as_main(name, alter_argv=True)
 
 
-def _run_command(command, args):
+def _run_command(command, args, argv0='-c', filename='<string>'):
     '''Run command as `python -c command args...` would.'''
-    sys.argv = ['-c', *args]
+    sys.argv = [argv0, *args]
     sys.path[0] = ''
     main = _fresh_main()
     main.__dict__.update(__spec__=None, __package__=None, __loader__=None)
-    exec(compile(command, '<string>', 'exec', dont_inherit=True),
+    exec(compile(command, filename, 'exec', dont_inherit=True),
          main.__dict__)
 
 
@@ -139,6 +141,8 @@ def main(argv):
         _run_module(argv[1], argv[2:])
     elif argv[0] == '-c':
         _run_command(argv[1], argv[2:])
+    elif argv[0] == '-':
+        _run_command(sys.stdin.read(), argv[1:], '-', '<stdin>')
     else:
         _run_path(argv[0], argv[1:])
     return 0

@@ -12,8 +12,7 @@ anything (spawn.prepare).
 """
 
 import importlib
-import importlib.abc
-import importlib.util
+import importlib.machinery
 import sys
 
 __all__ = ['install', 'is_installed']
@@ -31,7 +30,12 @@ def _real_name(fullname):
     return None
 
 
-class _AliasLoader(importlib.abc.Loader):
+# Not importlib.abc's and importlib.util's: importing them costs a few
+# milliseconds of every start-up, and the import system needs only the
+# methods.
+
+
+class _AliasLoader(object):
     '''Loads an alias by importing mpgo's module and returning it as is.'''
 
     def __init__(self, real_name):
@@ -48,7 +52,7 @@ class _AliasLoader(importlib.abc.Loader):
         module.__spec__ = self._real_spec
 
 
-class _AliasFinder(importlib.abc.MetaPathFinder):
+class _AliasFinder(object):
 
     def find_spec(self, fullname, path=None, target=None):
         real_name = _real_name(fullname)
@@ -57,10 +61,11 @@ class _AliasFinder(importlib.abc.MetaPathFinder):
         real = sys.modules.get(real_name)
         real_spec = getattr(real, '__spec__', None)
         if real_spec is None:
-            real_spec = importlib.util.find_spec(real_name)
+            from importlib.util import find_spec
+            real_spec = find_spec(real_name)
             if real_spec is None:
                 return None
-        return importlib.util.spec_from_loader(
+        return importlib.machinery.ModuleSpec(
             fullname, _AliasLoader(real_name),
             is_package=real_spec.submodule_search_locations is not None)
 

@@ -11,11 +11,16 @@ Go, so after os.fork() every entry point here raises RuntimeError instead
 """
 import importlib.machinery
 import importlib.util
-import json
 import os
 
 from . import _errors
-from ._native import _pybind as _g
+from . import zygote as _zygote
+
+# The last moment this process can fork a zygote (it never can once Go
+# runs): do it now if it may start children through one.
+_zygote.before_engine()
+
+from ._native import _pybind as _g  # noqa: E402 -- after the zygote
 
 __all__ = ["call", "spawn", "wait", "send_signal", "release", "fast"]
 
@@ -87,6 +92,7 @@ def spawn(argv, fds, death_signal=0, env=None):
     delivered to the child when this process dies, even by SIGKILL."""
     # Always pass the environment: Go took its own copy when the runtime
     # started and never sees later os.environ changes.
+    import json
     envj = json.dumps(["%s=%s" % kv for kv in (os.environ if env is None else env).items()])
     h = _call(_g.pybind_ProcessStart, json.dumps(list(argv)),
               json.dumps([int(fd) for fd in fds]), envj, int(death_signal))

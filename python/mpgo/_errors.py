@@ -7,14 +7,14 @@ multiprocessing raises.
 """
 import errno as _errno
 import os
-import queue
-import re
 import threading
 
 EMPTY, FULL, TIMEOUT, CLOSED, OS, VALUE, PROCESS, AUTH, FORKED, BROKEN, \
     TOOSHORT, INTERNAL, NOTOWNER, TOOMANY, INTERRUPT, NOTSUPPORTED = range(1, 17)
 
-_CODED = re.compile(r"^E(\d+):(-?\d+): ?(.*)$", re.S)
+# Compiled at the first error: re and queue are imported only then (every
+# process that loads the engine imports this module).
+_CODED = None
 
 
 def _context_exc(name):
@@ -25,8 +25,10 @@ def _context_exc(name):
 def exception(code, message="", err=0):
     """Return the exception instance for an engine error code."""
     if code == EMPTY:
+        import queue
         return queue.Empty()
     if code == FULL:
+        import queue
         return queue.Full()
     if code == TIMEOUT:
         return TimeoutError(message)
@@ -55,6 +57,10 @@ def translate(exc):
     """Map a RuntimeError raised by gopy to the right exception.
 
     Use as ``except RuntimeError as e: raise translate(e) from None``."""
+    global _CODED
+    if _CODED is None:
+        import re
+        _CODED = re.compile(r"^E(\d+):(-?\d+): ?(.*)$", re.S)
     m = _CODED.match(str(exc))
     if m is None:
         return exc

@@ -34,8 +34,6 @@ import time
 
 from queue import Empty
 
-from ._engine import fast as _fast
-
 from . import util
 from . import reduction
 from .context import AuthenticationError, BufferTooShort
@@ -43,11 +41,23 @@ from .context import AuthenticationError, BufferTooShort
 _ForkingPickler = reduction.ForkingPickler
 _dumps_msg = reduction.dumps_msg
 _loads = _ForkingPickler.loads
-_RAW_MIN = _fast.RAW_MIN
 _pickle_dumps = pickle.dumps
 
 
-_fast.set_oob_loads(reduction.oob_loads)
+class _Fast(object):
+    '''Stands for the engine's fast paths (_engine.fast) until a ring
+    connection first needs them: a process that only uses sockets (a
+    Manager's proxies, Listener and Client) never loads the Go engine.'''
+
+    def __getattr__(self, name):
+        global _fast
+        from ._engine import fast
+        fast.set_oob_loads(reduction.oob_loads)
+        _fast = fast
+        return getattr(fast, name)
+
+
+_fast = _Fast()
 
 #
 #

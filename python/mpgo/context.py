@@ -4,12 +4,20 @@ A context bundles a start method with factory methods (Process, Queue, Lock,
 Pool, ...). The factory methods import their module only when first called,
 so `import mpgo` stays cheap and never loads the Go engine.
 
-A process that has loaded the Go runtime must never fork. 'spawn' (the
-default) and 'fork' start a fresh interpreter per child: a script that asks
-for 'fork' still runs, with spawn semantics (targets and arguments are
-pickled, __main__ is re-imported as __mp_main__ in the child). 'forkserver'
-forks children from a zygote interpreter that never loads the Go runtime
-(mpgo.forkserver), with the same semantics and a much faster start.
+The start methods are CPython's, with CPython's default for the running
+version ('fork' on Linux up to 3.13, 'forkserver' from 3.14). A process
+that has loaded the Go runtime must never fork, so:
+
+* 'fork' children are forked by a zygote (mpgo.zygote) that never loads Go,
+  with fork's semantics: the child does not run __main__, and the Process
+  object with everything of __main__ it reaches comes by value
+  (mpgo._forking);
+* 'forkserver' children are forked by the same zygote, with spawn's
+  semantics, as CPython's forkserver children;
+* 'spawn' children are fresh interpreters, as in CPython.
+
+MPGO_START_METHOD, if set, overrides the default (for running an unmodified
+script under another method).
 
 Adapted from CPython's Lib/multiprocessing/context.py (PSF License).
 """
@@ -206,12 +214,8 @@ class BaseContext(object):
         '''Set list of module names to try to load in forkserver process.
         This is really just a hint.
         '''
-        # Read when the zygote starts (mpgo.forkserver); a running zygote
-        # keeps the modules it has.
-        global _forkserver_preload
-        if not all(type(mod) is str for mod in module_names):
-            raise TypeError('module_names must be a list of strings')
-        _forkserver_preload = list(module_names)
+        from .forkserver import set_forkserver_preload
+        set_forkserver_preload(module_names)
 
     def get_context(self, method=None):
         if method is None:
@@ -242,8 +246,6 @@ class BaseContext(object):
     def _check_available(self):
         pass
 
-
-_forkserver_preload = []
 
 #
 # Type of default context -- underlying context can be set at most once
@@ -293,24 +295,27 @@ class DefaultContext(BaseContext):
         return self._actual_context._name
 
     def get_all_start_methods(self):
-        methods = ['spawn', 'fork']
+        '''Returns a list of the supported start methods, default first.'''
+        default = self._default_context.get_start_method()
+        methods = ['fork', 'spawn']
         if reduction.HAVE_SEND_HANDLE:
             methods.append('forkserver')
-        return methods
+        methods.remove(default)
+        return [default] + methods
 
 
 #
-# Context types for fixed start method. All of them start a fresh
-# interpreter; they differ only in the name the child reports from
-# get_start_method().
+# Context types for fixed start method
 #
 
 
 class _FreshProcess(process.BaseProcess):
     @staticmethod
     def _after_fork():
-        # The child is a fresh interpreter: there is no inherited state to
-        # reset, and finalizers registered while unpickling must survive.
+        # Every child starts from a fresh interpreter or from the zygote,
+        # which never ran anything of the parent's after `import mpgo`:
+        # there is no inherited state to reset, and finalizers registered
+        # while unpickling must survive.
         pass
 
 
@@ -365,10 +370,10 @@ _concrete_contexts = {
     'spawn': SpawnContext(),
     'forkserver': ForkServerContext(),
 }
-# MPGO_START_METHOD picks the default start method ('spawn' unless set), so
-# an unmodified script can run on the forkserver zygote, whose children
-# start in ~10-15 ms instead of ~70 ms.
-_default_method = os.environ.get('MPGO_START_METHOD') or 'spawn'
+# CPython's default: 'fork' on Linux, 'forkserver' from 3.14 on.
+# MPGO_START_METHOD overrides it.
+_default_method = os.environ.get('MPGO_START_METHOD') or (
+    'forkserver' if sys.version_info >= (3, 14) else 'fork')
 if _default_method not in _concrete_contexts:
     raise ValueError('MPGO_START_METHOD must be one of %s, not %r'
                      % (sorted(_concrete_contexts), _default_method))

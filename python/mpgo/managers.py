@@ -587,8 +587,11 @@ class BaseManager(object):
         if initializer is not None and not callable(initializer):
             raise TypeError('initializer must be a callable')
 
-        # pipe over which we will retrieve address of server
-        reader, writer = connection.Pipe(duplex=False)
+        # pipe over which we will retrieve address of server: an OS pipe,
+        # not Pipe()'s rings, so that neither side loads the engine for it
+        r, w = os.pipe()
+        reader = connection.Connection(r, writable=False)
+        writer = connection.Connection(w, readable=False)
 
         # spawn process which runs a server
         self._process = self._ctx.Process(

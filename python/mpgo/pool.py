@@ -68,7 +68,6 @@ import struct
 import sys
 import threading
 import time
-import traceback
 import types
 import warnings
 
@@ -117,6 +116,7 @@ class RemoteTraceback(Exception):
 
 class ExceptionWithTraceback:
     def __init__(self, exc, tb):
+        import traceback   # only when a task fails: it costs milliseconds
         tb = traceback.format_exception(type(exc), exc, tb)
         tb = ''.join(tb)
         self.exc = exc
@@ -296,6 +296,7 @@ def _deliver(cache, job, i, obj):
     except Exception:
         # A callback raised: report it, and keep handling results.
         sys.stderr.write('Exception in a callback of %r:\n' % (result,))
+        import traceback
         traceback.print_exc()
 
 
@@ -907,7 +908,8 @@ def _core_worker(initializer, initargs, wrap_exception):
     '''The loop of a pool worker process (the target of its Process).'''
     from . import _engine, process
     spec = os.environ.pop('MPGO_POOL_WORKER').split()
-    process.current_process().name = 'SpawnPoolWorker-%s' % spec[5]
+    me = process.current_process()
+    me.name = '%s-%s' % (me.name, spec[5])
     w = _engine.fast.PoolWorker(' '.join(spec[:5]))
     maxtasks = int(spec[4])
     dumps = reduction.ForkingPickler.dumps
@@ -959,15 +961,21 @@ def _core_worker(initializer, initargs, wrap_exception):
     util.debug('worker exiting after %d tasks' % completed)
 
 
+def _worker_name(ctx):
+    '''The name of a pool worker under ctx, as CPython's: ForkPoolWorker,
+    SpawnPoolWorker, ForkServerPoolWorker.'''
+    return ctx.Process.__name__.replace('Process', 'PoolWorker')
+
+
 class _WorkerInfo(object):
     '''What Pool._pool lists for a worker process of the engine's pool.'''
 
     daemon = True
     exitcode = None
 
-    def __init__(self, slot, pid):
+    def __init__(self, slot, pid, name):
         self.pid = pid
-        self.name = 'SpawnPoolWorker-%d' % (slot + 1)
+        self.name = '%s-%d' % (name, slot + 1)
 
     def is_alive(self):
         try:
@@ -1039,8 +1047,27 @@ class _CorePool(object):
                  wrap_exception, cache):
         import base64
         import json
-        from . import _engine, spawn
+        from . import spawn, zygote
         from .context import set_spawning_popen
+        method = ctx.get_start_method()
+        fork = method == 'fork'
+        # Workers are forked by the zygote under 'fork' and 'forkserver',
+        # which must be there before the engine loads: a process that runs
+        # Go can only start a zygote afresh.
+        zygote_fd = -1
+        if method in ('fork', 'forkserver') and zygote.supported():
+            if method == 'forkserver':
+                from . import forkserver
+                forkserver.ensure_running()
+            zygote_fd = zygote.client_fd()
+        from . import _engine
+        # Under 'fork', callables, tasks and initializers carry what they
+        # reach of __main__ by value (mpgo._forking).
+        if fork:
+            from . import _forking
+            self.dumps = dumps = _forking.dumps
+        else:
+            self.dumps = dumps = reduction.ForkingPickler.dumps
         self.cache = cache
         self.fast = _engine.fast
         self.call = _engine.call
@@ -1058,32 +1085,38 @@ class _CorePool(object):
         # every worker (replacements too) with the same spawn data.
         p = ctx.Process(target=_core_worker,
                         args=(initializer, initargs, wrap_exception))
-        p.name = 'SpawnPoolWorker'
+        self.worker_name = p.name = _worker_name(ctx)
         p.daemon = True
         data = _SpawnData()
         try:
             fp = io.BytesIO()
             set_spawning_popen(data)
             try:
-                prep = spawn.get_preparation_data(p.name)
+                prep = spawn.get_preparation_data(p.name, fork=fork)
                 reduction.dump(prep, fp)
-                reduction.dump(p, fp)
+                if fork:
+                    _forking.dump(p, fp)
+                else:
+                    reduction.dump(p, fp)
             finally:
                 set_spawning_popen(None)
+            fd, zygote_fd = zygote_fd, -1
             self.h = self.call(
                 'PoolNew', processes, maxtasks or 0,
                 json.dumps(spawn.get_command_line()),
                 json.dumps([int(fd) for fd in data.fds]),
                 json.dumps(['%s=%s' % kv for kv in os.environ.items()]),
-                base64.b64encode(fp.getvalue()).decode('ascii'))
+                base64.b64encode(fp.getvalue()).decode('ascii'), fd)
         finally:
             data.close()
+            if zygote_fd >= 0:
+                os.close(zygote_fd)
         # The fds passed to workers belong to objects in initargs, which the
         # pool keeps alive for as long as it may start workers.
         self.keep = (initializer, initargs)
         self.tq = self.call('PoolTasks', self.h)
         self.rq = self.call('PoolResults', self.h)
-        self.submitter = self.fast.Submitter(self.tq, reduction.ForkingPickler.dumps)
+        self.submitter = self.fast.Submitter(self.tq, dumps)
         self.waker = self.fast.Queue(self.rq)
         self.tasks = self.fast.Queue(self.tq)   # for its length
         self.feed_queue = queue.SimpleQueue()
@@ -1104,7 +1137,8 @@ class _CorePool(object):
             pids = json.loads(self.call('PoolPids', self.h))
         except Exception:
             return []
-        return [_WorkerInfo(slot, pid) for slot, pid in enumerate(pids) if pid]
+        return [_WorkerInfo(slot, pid, self.worker_name)
+                for slot, pid in enumerate(pids) if pid]
 
     # -- submitting (caller threads and the feeder) --
 
@@ -1114,7 +1148,7 @@ class _CorePool(object):
             return cache[func]
         except (KeyError, TypeError):
             pass
-        fb = reduction.ForkingPickler.dumps((kind, func))
+        fb = self.dumps((kind, func))
         if isinstance(func, _BY_REFERENCE):
             if len(cache) >= 256:
                 cache.clear()
@@ -1177,7 +1211,7 @@ class _CorePool(object):
             fb = self._function(kind, func)
         except Exception as e:
             return self.fail_rest(job, 0, nchunks, e)
-        dumps = reduction.ForkingPickler.dumps
+        dumps = self.dumps
         base = (job + 1) << 32
         if type(iterable) in (list, tuple) or (
                 type(iterable) is range and
@@ -1222,7 +1256,7 @@ class _CorePool(object):
     def _map_chunks(self, job, base, fb, seq, chunksize, nchunks, lazy=False):
         '''Put the chunks of a list, tuple or range: the engine's C side
         pickles the plain ones (ForkingPickler those it cannot).'''
-        dumps = reduction.ForkingPickler.dumps
+        dumps = self.dumps
 
         def fallback(i):
             if chunksize == 0:
@@ -1318,7 +1352,7 @@ class _CorePool(object):
         self.feed_queue.put((job, kind, func, seq, set_length, chunksize))
 
     def _feed(self):
-        dumps = reduction.ForkingPickler.dumps
+        dumps = self.dumps
         for item in iter(self.feed_queue.get, None):
             if item is _FLUSH:
                 # Not at once: the caller is likely still submitting, and
@@ -1429,6 +1463,7 @@ class _CorePool(object):
                 except Exception:
                     # A callback raised: report it, and keep handling results.
                     sys.stderr.write('Exception in a callback of %r:\n' % (result,))
+                    import traceback
                     traceback.print_exc()
             result = items = batch = None
             while self.failures:

@@ -80,8 +80,9 @@ class Popen(object):
         self._fds.append(fd)
         return len(self._fds) - 1
 
-    def _launch(self, process_obj):
-        from . import _engine
+    def _dump(self, process_obj):
+        '''Return a BytesIO holding what the child reads on its fd 3: the
+        preparation data and the Process object.'''
         prep_data = spawn.get_preparation_data(process_obj._name)
         fp = io.BytesIO()
         set_spawning_popen(self)
@@ -90,7 +91,11 @@ class Popen(object):
             reduction.dump(process_obj, fp)
         finally:
             set_spawning_popen(None)
+        return fp
 
+    def _launch(self, process_obj):
+        from . import _engine
+        fp = self._dump(process_obj)
         child_r = parent_w = None
         try:
             child_r, parent_w = os.pipe()

@@ -101,10 +101,29 @@ def spawn_main():
     sys.exit(exitcode)
 
 
-def _main(fd, parent_sentinel, zygote_pid=None):
+def _zygote_main(parent_pid):
+    '''Run a child forked by the zygote (mpgo.zygote): as a spawned child,
+    with the data on fd 3; return the exit code.'''
+    # The zygote's __main__ is the parent's as it was when the zygote was
+    # forked, half run: the child starts from an empty one, as a fresh
+    # interpreter would. The old one stays referenced: dropping it could
+    # close files its globals hold, whose fds the child may reuse.
+    old_main_modules.append(sys.modules.get('__main__'))
+    import builtins
+    main = types.ModuleType('__main__')
+    main.__builtins__ = builtins
+    sys.modules['__main__'] = sys.modules['__mp_main__'] = main
+    # And the interpreter's own stdio objects, over the fds the parent sent
+    # (the zygote's sys.stdout may be anything the parent had replaced it
+    # with when the zygote was forked: a child writes to its fds).
+    sys.stdin, sys.stdout, sys.stderr = \
+        sys.__stdin__, sys.__stdout__, sys.__stderr__
+    return _main(_CHILD_PIPE_FD, _open_parent_sentinel(parent_pid))
+
+
+def _main(fd, parent_sentinel):
     '''Read the preparation data and the Process object from fd, prepare
-    and run it; return the exit code. zygote_pid is the forkserver's zygote
-    for a child it forked, else None.'''
+    and run it; return the exit code.'''
     with os.fdopen(fd, 'rb', closefd=True) as from_parent:
         process.current_process()._inheriting = True
         try:
@@ -114,17 +133,11 @@ def _main(fd, parent_sentinel, zygote_pid=None):
         finally:
             del process.current_process()._inheriting
     if os.getppid() != self._parent_pid:
-        # Either the parent died before its pidfd was opened (we have been
+        # The parent died before its pidfd was opened (we have been
         # reparented), or the engine started us through a helper process:
         # watch the parent by its pid.
         os.close(parent_sentinel)
         parent_sentinel = _open_parent_sentinel(self._parent_pid)
-    if self.daemon and zygote_pid is not None:
-        # A forkserver child: die with the zygote, which dies with the
-        # parent. If the zygote died before prctl, we were reparented.
-        _set_death_signal(signal.SIGKILL)
-        if os.getppid() != zygote_pid:
-            os.kill(os.getpid(), signal.SIGKILL)
     if self.daemon:
         _watch_parent(parent_sentinel)
     return self._bootstrap(parent_sentinel)
@@ -169,18 +182,6 @@ def _kill_self_when_readable(fd):
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _set_death_signal(sig):
-    '''Ask for sig when the parent (thread) of this process dies; return
-    whether that worked.'''
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        PR_SET_PDEATHSIG = 1
-        return libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
-    except (ImportError, OSError, AttributeError):
-        return False
-
-
 def _death_signal():
     '''Return the signal this process gets when its parent dies, 0 if none
     or unknown.'''
@@ -222,12 +223,17 @@ def _check_not_importing_main():
         ''')
 
 
-def get_preparation_data(name):
+def get_preparation_data(name, fork=False):
     '''
     Return info about parent needed by child to unpickle process object
+
+    With fork=True the child gets the 'fork' start method's semantics: it
+    does not run __main__, whose objects come by value with the Process
+    object (mpgo._forking).
     '''
     from . import _alias
-    _check_not_importing_main()
+    if not fork:
+        _check_not_importing_main()
     d = dict(
         log_to_stderr=util._log_to_stderr,
         authkey=process.current_process().authkey,
@@ -253,6 +259,11 @@ def get_preparation_data(name):
         dir=os.getcwd(),
         start_method=get_start_method(),
         )
+
+    if fork:
+        from . import _forking
+        d['fork_main'] = _forking.main_info()
+        return d
 
     # Figure out whether to initialise main in the subprocess as a module
     # or through direct execution (or to leave it alone entirely)
@@ -287,6 +298,9 @@ def prepare(data):
         # below, or a pickle naming it).
         from . import _alias
         _alias.install()
+        if 'fork_main' in data:
+            # Imported by the parent, as a fork child would have it.
+            __import__('multiprocessing')
 
     if 'name' in data:
         process.current_process().name = data['name']
@@ -315,7 +329,10 @@ def prepare(data):
     if 'start_method' in data:
         set_start_method(data['start_method'], force=True)
 
-    if 'init_main_from_name' in data:
+    if 'fork_main' in data:
+        from . import _forking
+        old_main_modules.append(_forking.install_main(data['fork_main']))
+    elif 'init_main_from_name' in data:
         _fixup_main_from_name(data['init_main_from_name'])
     elif 'init_main_from_path' in data:
         _fixup_main_from_path(data['init_main_from_path'])

@@ -16,7 +16,6 @@ import weakref
 import atexit
 import threading        # we want threading to install it's
                         # cleanup function before multiprocessing does
-from subprocess import _args_from_interpreter_flags  # noqa: F401
 
 from . import process
 
@@ -486,6 +485,14 @@ def _flush_std_streams():
         sys.stderr.flush()
     except (AttributeError, ValueError):
         pass
+
+
+def _args_from_interpreter_flags():
+    '''The interpreter options a child must get (-O, -X, -W, ...).'''
+    # subprocess is imported only when a child is spawned: it costs as much
+    # as the rest of mpgo's start-up.
+    from subprocess import _args_from_interpreter_flags
+    return _args_from_interpreter_flags()
 
 
 def close_fds(*fds):

@@ -1,4 +1,4 @@
-"""Child targets for test_forkserver (module-level, so they pickle)."""
+"""Child targets for test_zygote (module-level, so they pickle)."""
 
 import os
 import sys
@@ -22,3 +22,17 @@ def say(text):
 def fds_of_self():
     '''Exit with the number of open fds above 2 (to catch zygote leaks).'''
     sys.exit(len([fd for fd in os.listdir('/proc/self/fd') if int(fd) > 2]))
+
+
+def engine_loaded():
+    '''Exit with 1 if this process mapped the Go engine, else 0.'''
+    with open('/proc/self/maps') as f:
+        sys.exit(int('_pybind' in f.read()))
+
+
+def uses_queue(q):
+    q.put(os.getpid())
+
+
+def ppid_and_pid(_):
+    return os.getppid(), os.getpid()

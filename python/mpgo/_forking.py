@@ -1,0 +1,307 @@
+"""Fork semantics without a fork: what a 'fork' child gets of __main__.
+
+A child of the 'fork' start method is forked by the zygote, which never ran
+the parent's __main__, and it must not run it either. So whatever the child
+needs of __main__ travels by value, as of the moment it is sent: the
+Process object, its target and arguments, a Pool's callables, tasks and
+initializer, and every function, class and global of __main__ they reach
+(lambdas, closures, nested functions, instances of classes defined there).
+cloudpickle does that; this module adds two things to it:
+
+* the functions of __main__ keep __main__'s namespace as their globals in
+  the child: they are rebuilt over the child's own `__main__.__dict__`, so
+  that a global one of them sets is seen by the others, and `import
+  __main__` finds what the child was sent;
+* every top-level function and class of __main__ the child receives is
+  also put into its __main__ under its name, so that the child can pickle
+  it (or an instance of it) by reference as usual, and the parent, which
+  has the original, unpickles it as its own.
+
+What a real fork carries and this does not: module globals changed at run
+time that nothing sent reaches, open files, threads and locks held (the
+README lists these differences).
+
+Functions of __main__ (top-level ones, lambdas, closures and nested
+functions) are pickled by value here, without cloudpickle, whose import
+costs more than a whole child's start: their code goes as marshal data,
+their globals as the names they use. Anything else that must go by value
+(a class of __main__, an instance of one, a function of another module that
+cannot be found by name) makes the pickle start again with cloudpickle,
+imported then.
+"""
+
+import io
+import marshal
+import sys
+import types
+
+__all__ = ['dump', 'dumps', 'main_info', 'install_main']
+
+# Per thread would be needed only if a pickler were reused; each call makes
+# its own (a cloudpickle.Pickler keeps state per dump).
+_pickler_class = None
+
+
+def _main_dict():
+    '''Reconstructor: the unpickling process's __main__ namespace.'''
+    return sys.modules['__main__'].__dict__
+
+
+class _MainGlobals(object):
+    '''Stands, in a pickle, for the globals of __main__'s functions.'''
+
+    def __reduce__(self):
+        return _main_dict, ()
+
+
+_MAIN_GLOBALS = _MainGlobals()
+
+
+def _register(obj):
+    '''Put obj, a function or class of __main__ just rebuilt, into this
+    process's __main__ if it is a top-level name there.'''
+    name = getattr(obj, '__qualname__', '')
+    if getattr(obj, '__module__', None) == '__main__' and name.isidentifier():
+        main = sys.modules.get('__main__')
+        if main is not None:
+            main.__dict__[name] = obj
+
+
+def _class_setstate(obj, state):
+    from cloudpickle import cloudpickle
+    obj = cloudpickle._class_setstate(obj, state)
+    _register(obj)
+    return obj
+
+
+def _function_setstate(obj, state):
+    from cloudpickle import cloudpickle
+    cloudpickle._function_setstate(obj, state)
+    _register(obj)
+
+
+class _ByValue(Exception):
+    '''Raised by the light pickler for what only cloudpickle can send.'''
+
+
+def _global_names(code):
+    '''The names code and the code nested in it may look up as globals (a
+    superset: attribute names too; a value that does not pickle makes the
+    pickle start again with cloudpickle, which is exact).'''
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _global_names(const)
+    return names
+
+
+_EMPTY = object()   # stands in the pickle for an empty closure cell
+
+
+def _cell_value(cell):
+    try:
+        return cell.cell_contents
+    except ValueError:
+        return _EMPTY
+
+
+def _new_function(code, name, ncells):
+    '''Reconstructor: a function of __main__, over this process's
+    __main__ namespace, its state set by _set_function.'''
+    closure = None if ncells is None else tuple(
+        types.CellType() for _ in range(ncells))
+    return types.FunctionType(marshal.loads(code), _main_dict(), name, None,
+                              closure)
+
+
+def _set_function(f, state):
+    qualname, defaults, kwdefaults, doc, attrs, annotations, globs, cells = state
+    f.__qualname__ = qualname
+    f.__defaults__ = defaults
+    f.__kwdefaults__ = kwdefaults
+    f.__doc__ = doc
+    if attrs:
+        f.__dict__.update(attrs)
+    if annotations:
+        f.__annotations__ = annotations
+    f.__globals__.update(globs)
+    if cells is not None:
+        for cell, value in zip(f.__closure__, cells):
+            if value is not _EMPTY:
+                cell.cell_contents = value
+    _register(f)
+
+
+def _reduce_main_function(f):
+    code = f.__code__
+    g = f.__globals__
+    globs = {n: g[n] for n in _global_names(code) if n in g}
+    cells = None if f.__closure__ is None else [
+        _cell_value(c) for c in f.__closure__]
+    ncells = None if cells is None else len(cells)
+    state = (f.__qualname__, f.__defaults__, f.__kwdefaults__, f.__doc__,
+             f.__dict__ or None, getattr(f, '__annotations__', None) or None,
+             globs, cells)
+    return (_new_function, (marshal.dumps(code), f.__name__, ncells), state,
+            None, None, _set_function)
+
+
+def _reduce_module(m):
+    import importlib
+    return importlib.import_module, (m.__name__,)
+
+
+def _by_reference(obj):
+    '''Whether pickle finds obj (a function or class) by its name.'''
+    name = getattr(obj, '__qualname__', '')
+    module = sys.modules.get(getattr(obj, '__module__', None) or '')
+    if module is None or '<' in name:
+        return False
+    for part in name.split('.'):
+        module = getattr(module, part, None)
+    return module is obj
+
+
+_light_class = None
+
+
+def _make_light_class():
+    from .reduction import ForkingPickler
+
+    class LightPickler(ForkingPickler):
+        '''ForkingPickler, with __main__'s functions by value.'''
+
+        def __init__(self, file, protocol=None):
+            super().__init__(file, protocol)
+            self.main = sys.modules.get('__main__')
+
+        def reducer_override(self, obj):
+            t = type(obj)
+            if t is types.FunctionType:
+                if obj.__module__ == '__main__':
+                    if self.main is not None and \
+                            obj.__globals__ is self.main.__dict__:
+                        return _reduce_main_function(obj)
+                    raise _ByValue(obj)
+                if not _by_reference(obj):
+                    raise _ByValue(obj)
+            elif t is types.ModuleType:
+                if sys.modules.get(obj.__name__) is obj:
+                    return _reduce_module(obj)
+            elif isinstance(obj, type) and obj.__module__ == '__main__':
+                raise _ByValue(obj)
+            return NotImplemented
+
+    return LightPickler
+
+
+def _make_pickler_class():
+    import collections
+    import cloudpickle
+    from cloudpickle import cloudpickle as impl
+    from .reduction import ForkingPickler
+
+    setters = {impl._class_setstate: _class_setstate,
+               impl._function_setstate: _function_setstate}
+
+    class ForkPickler(cloudpickle.Pickler):
+        '''cloudpickle, with mpgo's reducers, for a 'fork' child.'''
+
+        # mpgo's reducers (connections, sockets, ...) first; the dict is
+        # ForkingPickler's own, so later register() calls apply here too.
+        dispatch_table = collections.ChainMap(
+            ForkingPickler._extra_reducers, cloudpickle.Pickler.dispatch_table)
+
+        def __init__(self, file, protocol=None):
+            super().__init__(file, protocol)
+            main = sys.modules.get('__main__')
+            if main is not None:
+                # cloudpickle rebuilds a function's globals from the object
+                # it finds here: for __main__'s, the child's __main__.
+                self.globals_ref[id(main.__dict__)] = _MAIN_GLOBALS
+
+        def reducer_override(self, obj):
+            rv = super().reducer_override(obj)
+            if type(rv) is tuple and len(rv) == 6 and rv[5] in setters and \
+                    getattr(obj, '__module__', None) == '__main__':
+                rv = rv[:5] + (setters[rv[5]],)
+            return rv
+
+    return ForkPickler
+
+
+def _pickler(file, protocol=None):
+    global _pickler_class
+    if _pickler_class is None:
+        _pickler_class = _make_pickler_class()
+    return _pickler_class(file, protocol)
+
+
+def dump(obj, file, protocol=None):
+    '''Pickle obj into file for a 'fork' child.'''
+    file.write(dumps(obj, protocol))
+
+
+def dumps(obj, protocol=None):
+    '''Return the pickle of obj for a 'fork' child (what a Pool under
+    'fork' sends its workers).'''
+    global _light_class
+    from .reduction import _PLAIN
+    t = type(obj)
+    if t in _PLAIN:
+        import pickle
+        return pickle.dumps(obj, protocol)
+    if _light_class is None:
+        _light_class = _make_light_class()
+    buf = io.BytesIO()
+    try:
+        _light_class(buf, protocol).dump(obj)
+    except _ByValue:
+        buf = io.BytesIO()
+        _pickler(buf, protocol).dump(obj)
+    return buf.getvalue()
+
+
+def main_info():
+    '''What a 'fork' child needs to make its own __main__ look like ours:
+    its file, package and docstring, and the modules its globals name (the
+    child imports one when something asks __main__ for it).'''
+    import types
+    main = sys.modules.get('__main__')
+    info = {}
+    for name in ('__file__', '__package__', '__doc__'):
+        value = getattr(main, name, None)
+        if isinstance(value, str):
+            info[name] = value
+    modules = {}
+    for name, value in list(getattr(main, '__dict__', {}).items()):
+        if isinstance(value, types.ModuleType) and not name.startswith('__') \
+                and sys.modules.get(value.__name__) is value:
+            modules[name] = value.__name__
+    return info, modules
+
+
+def install_main(data):
+    '''In a 'fork' child: make an empty __main__ that looks like the
+    parent's (it is filled as objects of the parent's __main__ arrive);
+    return the module it replaces.'''
+    import builtins
+    import types
+    info, modules = data
+    old = sys.modules.get('__main__')
+    main = types.ModuleType('__main__')
+    main.__dict__.update(info)
+    main.__builtins__ = builtins
+
+    def __getattr__(name):
+        # A module the parent's __main__ imported, imported when asked
+        # for: a fork child has them all, and most children need few.
+        if name in modules:
+            import importlib
+            module = main.__dict__[name] = importlib.import_module(modules[name])
+            return module
+        raise AttributeError("module '__main__' has no attribute %r" % name)
+
+    main.__getattr__ = __getattr__
+    sys.modules['__main__'] = sys.modules['__mp_main__'] = main
+    return old
