@@ -1059,6 +1059,8 @@ class _CorePool(object):
             if method == 'forkserver':
                 from . import forkserver
                 forkserver.ensure_running()
+            # Every worker imports this module first: once, in the zygote.
+            zygote.preload([__name__], wait=False)
             zygote_fd = zygote.client_fd()
         from . import _engine
         # Under 'fork', callables, tasks and initializers carry what they

@@ -92,9 +92,14 @@ class _Zygote(object):
         self.forked = forked    # forked by this process (else engine-started)
         self.owner = os.getpid()
 
-    def request(self, flags, fds, block):
-        '''Send one request and return the zygote's reply (an int).'''
+    def request(self, flags, fds, block, reply=True):
+        '''Send one request and return the zygote's reply (an int; None
+        when not waited for).'''
         reply_r, reply_w = os.pipe()
+        if not reply:
+            # The zygote's write then fails, which it ignores.
+            os.close(reply_r)
+            reply_r = None
         try:
             try:
                 msg = _HEADER.pack(_consts.ZYGOTE_MAGIC, flags, len(fds),
@@ -104,6 +109,8 @@ class _Zygote(object):
                 raise _Gone() from e
             finally:
                 os.close(reply_w)
+            if reply_r is None:
+                return None
             b = b''
             while len(b) < _REPLY.size:
                 chunk = os.read(reply_r, _REPLY.size - len(b))
@@ -111,7 +118,8 @@ class _Zygote(object):
                     raise _Gone()
                 b += chunk
         finally:
-            os.close(reply_r)
+            if reply_r is not None:
+                os.close(reply_r)
         return _REPLY.unpack(b)[0]
 
     def close(self):
@@ -164,16 +172,24 @@ def start_child(fds, env=None, daemon=False):
     return pid
 
 
-def preload(names):
+def preload(names, wait=True):
     '''Have the zygote import the modules named (set_forkserver_preload),
     now and in any zygote that replaces it. A module that would make the
     zygote unable to fork safely (one that starts threads, or loads the
-    engine) makes it exit: the next zygote is started without them.'''
+    engine) makes it exit: the next zygote is started without them. With
+    wait=False, return at once: the zygote imports them before it serves
+    the next request (for mpgo's own modules, which are safe).'''
     names = [n for n in names if n not in _preloaded]
     if not names:
         return
     _preloaded.extend(names)
     block = b''.join(os.fsencode(n) + b'\0' for n in names)
+    if not wait:
+        try:
+            _get().request(_consts.ZYGOTE_IMPORT, [], block, reply=False)
+        except _Gone:
+            pass   # the next request replaces the zygote
+        return
     if _call(_consts.ZYGOTE_IMPORT, [], block) < 0:
         from . import util
         util.info('mpgo zygote: preloading %s left it unable to fork; '
