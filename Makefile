@@ -42,9 +42,9 @@ test-race: ## go test -race ./...
 test-py: build ## pytest on the Python API and the tutorials, under PY
 	$(PYTEST) -q tests
 
-test: lint test-race test-c test-py ## everything CI runs, with the default python3 only
+test: lint test-race test-c test-py ## lint, go test -race, the C test, pytest under PY
 
-test-all: lint test-race test-c ## everything CI runs: the Go and C tests once, pytest under every supported Python
+test-all: lint test-race test-c ## what CI runs: test, with pytest under every supported Python
 	@for py in $(PYTHONS); do start=$$(date +%s); \
 		$(MAKE) --no-print-directory test-py PY=$$py || exit 1; \
 		echo "test-py PY=$$py: $$(( $$(date +%s) - start )) s"; done
@@ -59,7 +59,7 @@ wheel: ## a manylinux wheel per supported Python in dist/ (pip wheel, auditwheel
 		PATH=$(CURDIR)/$(WHEELTOOLS)/bin:$$PATH auditwheel repair -w dist _build/wheel-$$v/mpgo-*.whl || exit 1; done
 	@ls -l dist/*.whl
 
-wheel-test: ## install each wheel of dist/ in a fresh venv with no Go or C compiler on PATH and run a tutorial and the Pool kill test
+wheel-test: ## each wheel in a fresh venv, no go/gcc/cc on PATH: a tutorial, the Pool kill test
 	@for py in $(PYTHONS); do tools/wheeltest.sh $$py || exit 1; done
 
 bench: build ## benchmarks against the standard library, side by side
