@@ -103,7 +103,7 @@ def main():
     env = go_env()
     tools(env)
 
-    # One directory per Python version, so builds for several can run at once.
+    # One directory per Python version: gopy's output differs between them.
     gen = os.path.join(BUILD, "ext-" + version)
     shutil.rmtree(gen, ignore_errors=True)
     run([os.path.join(BIN, "gopy"), "gen", "-no-make", "-output=" + gen,
