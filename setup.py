@@ -10,6 +10,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import sysconfig
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -29,6 +30,9 @@ class GoBuildExt(build_ext):
             sys.exit("mpgo supports CPython %s, not %s %d.%d."
                      % (", ".join("%d.%d" % v for v in pythons.SUPPORTED),
                         platform.python_implementation(), *sys.version_info[:2]))
+        if sysconfig.get_config_var("Py_GIL_DISABLED"):
+            sys.exit("mpgo supports CPython's default build, not the free-threaded one "
+                     "(its C fast paths rely on the GIL).")
         if not shutil.which("go"):
             sys.exit("mpgo builds its engine with Go (>= 1.26), and no `go` is on PATH: "
                      "install Go (https://go.dev/dl/) or install a wheel (`make wheel`).")
