@@ -8,6 +8,7 @@
 package main
 
 /*
+#cgo CFLAGS: -Wall -Wextra -Werror
 #include <stdlib.h>
 void mpgo_set_errmsg(const char *msg, size_t n);
 */

@@ -39,6 +39,12 @@ def pytest_configure(config):
         'markers', 'stress: a long-running stress test')
 
 
+def pytest_report_header(config):
+    # Which mpgo runs the tests: the checkout's python/ or an installed one
+    # (the wheel check relies on this line).
+    return 'mpgo: %s' % os.path.dirname(os.path.abspath(mpgo.__file__))
+
+
 def _live_children(ppid):
     '''Return the pids of the live (non-zombie) children of ppid, but for
     its zygote (mpgo.zygote), which lives as long as it does.'''

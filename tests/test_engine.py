@@ -48,6 +48,8 @@ def test_stale_handle_is_a_clear_error():
         _engine.call("ProcessWait", 999999, 0.0)
 
 
+# Forking a process that runs Go's threads is the point (3.12+ warns).
+@pytest.mark.filterwarnings('ignore:This process .* is multi-threaded:DeprecationWarning')
 def test_fork_guard_raises_instead_of_hanging():
     r, w = os.pipe()
     pid = os.fork()

@@ -266,6 +266,8 @@ class TestPassingAndGuards:
         p.join(30)
         assert v.value == 6
 
+    # Forking a process that runs Go's threads is the point (3.12+ warns).
+    @pytest.mark.filterwarnings('ignore:This process .* is multi-threaded:DeprecationWarning')
     def test_fork_guard(self):
         lock = mpgo.Lock()
         r, w = os.pipe()

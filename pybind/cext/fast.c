@@ -7,8 +7,7 @@
  * uncontended paths here never enter Go: they work on the shared words
  * whose layout core/sync defines (mirrored in mpgo.h). Go does the waiting.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "compat.h"
 #include <structmember.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -58,13 +57,13 @@ static void raise_code(int rc) {
 	PyErr_Format(PyExc_RuntimeError, "mpgo error %d: %s", rc, msg);
 }
 
-static PyObject *fast_set_errors(PyObject *self, PyObject *fn) {
+static PyObject *fast_set_errors(PyObject *Py_UNUSED(self), PyObject *fn) {
 	Py_XINCREF(fn);
 	Py_XSETREF(errors_exception, fn);
 	Py_RETURN_NONE;
 }
 
-static PyObject *fast_forked(PyObject *self, PyObject *unused) {
+static PyObject *fast_forked(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(unused)) {
 	return PyBool_FromLong(mpgo_forked());
 }
 
@@ -186,7 +185,7 @@ static void report_takeovers(void) {
 	}
 }
 
-static PyObject *fast_set_takeover_hook(PyObject *self, PyObject *fn) {
+static PyObject *fast_set_takeover_hook(PyObject *Py_UNUSED(self), PyObject *fn) {
 	Py_XINCREF(fn);
 	Py_XSETREF(takeover_hook, fn);
 	Py_RETURN_NONE;
@@ -205,12 +204,12 @@ static int semlock_acquire_impl(SemLock *s, int block, double timeout) {
 		__builtin_ia32_pause();
 		if (free_now(s) && try_take(s)) return 1;
 	}
-	_PyTime_t deadline = 0;
-	if (timeout >= 0) deadline = _PyTime_GetMonotonicClock() + (_PyTime_t)(timeout * 1e9);
+	int64_t deadline = 0;
+	if (timeout >= 0) deadline = mpgo_monotonic_ns() + (int64_t)(timeout * 1e9);
 	for (;;) {
 		double slice = SLICE;
 		if (timeout >= 0) {
-			double left = (double)(deadline - _PyTime_GetMonotonicClock()) / 1e9;
+			double left = (double)(deadline - mpgo_monotonic_ns()) / 1e9;
 			if (left <= 0) return try_take(s);
 			if (left < slice) slice = left;
 		}
@@ -270,7 +269,7 @@ static PyObject *semlock_acquire(SemLock *s, PyObject *const *args, Py_ssize_t n
 	return PyBool_FromLong(r);
 }
 
-static PyObject *semlock_release(SemLock *s, PyObject *unused) {
+static PyObject *semlock_release(SemLock *s, PyObject *Py_UNUSED(unused)) {
 	if (check_forked() < 0) return NULL;
 	if (s->kind == MPGO_KIND_SEMAPHORE) {
 		uint32_t *v = W_STATE(s);
@@ -309,41 +308,41 @@ static PyObject *semlock_release(SemLock *s, PyObject *unused) {
 	Py_RETURN_NONE;
 }
 
-static PyObject *semlock_enter(SemLock *s, PyObject *unused) {
+static PyObject *semlock_enter(SemLock *s, PyObject *Py_UNUSED(unused)) {
 	int r = semlock_acquire_impl(s, 1, -1);
 	if (r < 0) return NULL;
 	return PyBool_FromLong(r);
 }
 
-static PyObject *semlock_exit(SemLock *s, PyObject *args) {
+static PyObject *semlock_exit(SemLock *s, PyObject *Py_UNUSED(args)) {
 	return semlock_release(s, NULL);
 }
 
-static PyObject *semlock_is_mine(SemLock *s, PyObject *unused) {
+static PyObject *semlock_is_mine(SemLock *s, PyObject *Py_UNUSED(unused)) {
 	return PyBool_FromLong(mine(s));
 }
 
-static PyObject *semlock_count(SemLock *s, PyObject *unused) {
+static PyObject *semlock_count(SemLock *s, PyObject *Py_UNUSED(unused)) {
 	if (!mine(s)) return PyLong_FromLong(0);
 	return PyLong_FromUnsignedLong(s->kind == MPGO_KIND_RLOCK ? *W_COUNT(s) : 1);
 }
 
 /* _get_value follows CPython: a semaphore's value; 1 for a free lock. */
-static PyObject *semlock_get_value(SemLock *s, PyObject *unused) {
+static PyObject *semlock_get_value(SemLock *s, PyObject *Py_UNUSED(unused)) {
 	uint32_t v = __atomic_load_n(W_STATE(s), __ATOMIC_ACQUIRE);
 	if (s->kind == MPGO_KIND_SEMAPHORE) return PyLong_FromUnsignedLong(v);
 	return PyLong_FromLong(v == 0);
 }
 
-static PyObject *semlock_is_zero(SemLock *s, PyObject *unused) {
+static PyObject *semlock_is_zero(SemLock *s, PyObject *Py_UNUSED(unused)) {
 	return PyBool_FromLong(!free_now(s));
 }
 
-static PyObject *semlock_owner(SemLock *s, PyObject *unused) {
+static PyObject *semlock_owner(SemLock *s, PyObject *Py_UNUSED(unused)) {
 	return Py_BuildValue("(II)", *W_PID(s), *W_TID(s));
 }
 
-static PyObject *semlock_maxvalue(SemLock *s, void *unused) {
+static PyObject *semlock_maxvalue(SemLock *s, void *Py_UNUSED(unused)) {
 	if (s->kind != MPGO_KIND_SEMAPHORE) return PyLong_FromLong(1);
 	uint32_t max = __atomic_load_n(&s->w[MPGO_SEM_MAX / 4], __ATOMIC_RELAXED);
 	return PyLong_FromUnsignedLong(max ? max : MPGO_SEM_VALUE_MAX);
@@ -370,7 +369,7 @@ static PyMethodDef semlock_methods[] = {
 
 static PyMemberDef semlock_members[] = {
 	{"kind", T_INT, offsetof(SemLock, kind), READONLY, NULL},
-	{"__weaklistoffset__", T_PYSSIZET, offsetof(SemLock, weakreflist), READONLY},
+	{"__weaklistoffset__", T_PYSSIZET, offsetof(SemLock, weakreflist), READONLY, NULL},
 	{NULL},
 };
 
@@ -450,7 +449,7 @@ static int lock_out(SyncValue *v) {
 	return 0;
 }
 
-static PyObject *syncvalue_get(SyncValue *v, void *unused) {
+static PyObject *syncvalue_get(SyncValue *v, void *Py_UNUSED(unused)) {
 	if (!v->obj || !v->lock) {
 		PyErr_SetString(PyExc_AttributeError, "value");
 		return NULL;
@@ -461,7 +460,7 @@ static PyObject *syncvalue_get(SyncValue *v, void *unused) {
 	return r;
 }
 
-static int syncvalue_set(SyncValue *v, PyObject *x, void *unused) {
+static int syncvalue_set(SyncValue *v, PyObject *x, void *Py_UNUSED(unused)) {
 	if (!v->obj || !v->lock) {
 		PyErr_SetString(PyExc_AttributeError, "value");
 		return -1;
@@ -476,14 +475,14 @@ static int syncvalue_set(SyncValue *v, PyObject *x, void *unused) {
 	return r;
 }
 
-static PyObject *syncvalue_get_obj(SyncValue *v, void *unused) {
+static PyObject *syncvalue_get_obj(SyncValue *v, void *Py_UNUSED(unused)) {
 	if (!v->obj) { PyErr_SetString(PyExc_AttributeError, "_obj"); return NULL; }
 	return Py_NewRef(v->obj);
 }
 
 /* syncvalue_set_obj also finds whether obj is a ctypes number whose value
  * can be read and written straight from its memory, skipping ctypes. */
-static int syncvalue_set_obj(SyncValue *v, PyObject *x, void *unused) {
+static int syncvalue_set_obj(SyncValue *v, PyObject *x, void *Py_UNUSED(unused)) {
 	Py_XINCREF(x);
 	Py_XSETREF(v->obj, x);
 	v->addr = NULL;
@@ -511,12 +510,12 @@ static int syncvalue_set_obj(SyncValue *v, PyObject *x, void *unused) {
 	return 0;
 }
 
-static PyObject *syncvalue_get_lock(SyncValue *v, void *unused) {
+static PyObject *syncvalue_get_lock(SyncValue *v, void *Py_UNUSED(unused)) {
 	if (!v->lock) { PyErr_SetString(PyExc_AttributeError, "_lock"); return NULL; }
 	return Py_NewRef(v->lock);
 }
 
-static int syncvalue_set_lock(SyncValue *v, PyObject *x, void *unused) {
+static int syncvalue_set_lock(SyncValue *v, PyObject *x, void *Py_UNUSED(unused)) {
 	Py_XINCREF(x);
 	Py_XSETREF(v->lock, x);
 	Py_CLEAR(v->sl);
@@ -578,7 +577,7 @@ typedef struct {
 	char used;   /* put_obj was called: a Queue's close() then closes for good */
 } QueueObj;
 
-static int queue_init(QueueObj *q, PyObject *args, PyObject *kw) {
+static int queue_init(QueueObj *q, PyObject *args, PyObject *Py_UNUSED(kw)) {
 	long long h;
 	if (!PyArg_ParseTuple(args, "L", &h)) return -1;
 	q->h = h;
@@ -633,18 +632,18 @@ static int parse_timeout(PyObject *block, PyObject *tobj, double *t) {
 }
 
 /* Slicer cuts a wait of t seconds (-1 forever) into slices of <= SLICE. */
-typedef struct { double t; _PyTime_t deadline; } Slicer;
+typedef struct { double t; int64_t deadline; } Slicer;
 
 static void slicer_start(Slicer *s, double t) {
 	s->t = t;
-	s->deadline = t > 0 ? _PyTime_GetMonotonicClock() + (_PyTime_t)(t * 1e9) : 0;
+	s->deadline = t > 0 ? mpgo_monotonic_ns() + (int64_t)(t * 1e9) : 0;
 }
 
 /* slicer_next stores the next slice and returns 0, or returns 1 when the
  * time is up. */
 static int slicer_next(Slicer *s, double *slice) {
 	if (s->t < 0) { *slice = SLICE; return 0; }
-	double left = (double)(s->deadline - _PyTime_GetMonotonicClock()) / 1e9;
+	double left = (double)(s->deadline - mpgo_monotonic_ns()) / 1e9;
 	if (left <= 0) return 1;
 	*slice = left < SLICE ? left : SLICE;
 	return 0;
@@ -841,7 +840,7 @@ static PyTypeObject LandingType = {
 
 static PyObject *oob_loads_fn;  /* mpgo.reduction.oob_loads */
 
-static PyObject *fast_set_oob_loads(PyObject *self, PyObject *fn) {
+static PyObject *fast_set_oob_loads(PyObject *Py_UNUSED(self), PyObject *fn) {
 	Py_XINCREF(fn);
 	Py_XSETREF(oob_loads_fn, fn);
 	Py_RETURN_NONE;
@@ -877,7 +876,7 @@ static PyObject *oob_load(PyObject *m, int sole) {
 /* oob_loads(message): the object of an OOB message that Python holds, e.g.
  * one of get_many()'s. Pass it as a temporary (oob_loads(l.pop())) and it
  * is not copied. */
-static PyObject *fast_oob_loads(PyObject *self, PyObject *m) {
+static PyObject *fast_oob_loads(PyObject *Py_UNUSED(self), PyObject *m) {
 	int sole = Py_REFCNT(m) == 1;  /* only the caller's argument */
 	Py_INCREF(m);
 	return oob_load(m, sole);
@@ -1343,7 +1342,7 @@ out:
 	return res;
 }
 
-static PyObject *queue_qsize(QueueObj *q, PyObject *unused) {
+static PyObject *queue_qsize(QueueObj *q, PyObject *Py_UNUSED(unused)) {
 	if (check_forked() < 0) return NULL;
 	int64_t n = 0;
 	int rc = mpgo_queue_len(q->h, &n);
@@ -1351,7 +1350,7 @@ static PyObject *queue_qsize(QueueObj *q, PyObject *unused) {
 	return PyLong_FromLongLong(n);
 }
 
-static PyObject *queue_task_done(QueueObj *q, PyObject *unused) {
+static PyObject *queue_task_done(QueueObj *q, PyObject *Py_UNUSED(unused)) {
 	if (check_forked() < 0) return NULL;
 	int rc = mpgo_queue_task_done(q->h);
 	if (rc < 0) { raise_code(rc); return NULL; }
@@ -1479,7 +1478,7 @@ static int item_set(char *p, int code, PyObject *x) {
 }
 
 /* array_get(buffer, code, start, stop) -> list of the elements. */
-static PyObject *fast_array_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+static PyObject *fast_array_get(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs) {
 	if (nargs != 4 || !PyUnicode_Check(args[1]) || PyUnicode_GET_LENGTH(args[1]) != 1) {
 		PyErr_SetString(PyExc_TypeError, "array_get(buffer, code, start, stop)");
 		return NULL;
@@ -1511,7 +1510,7 @@ static PyObject *fast_array_get(PyObject *self, PyObject *const *args, Py_ssize_
 
 /* array_set(buffer, code, start, stop, values): the slice must be as long
  * as values, as ctypes requires. */
-static PyObject *fast_array_set(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+static PyObject *fast_array_set(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs) {
 	if (nargs != 5 || !PyUnicode_Check(args[1]) || PyUnicode_GET_LENGTH(args[1]) != 1) {
 		PyErr_SetString(PyExc_TypeError, "array_set(buffer, code, start, stop, values)");
 		return NULL;
@@ -1576,7 +1575,11 @@ static PyMethodDef fast_methods[] = {
 };
 
 static struct PyModuleDef fast_module = {
-	PyModuleDef_HEAD_INIT, "_fast", "mpgo C fast paths", -1, fast_methods,
+	PyModuleDef_HEAD_INIT,
+	.m_name = "_fast",
+	.m_doc = "mpgo C fast paths",
+	.m_size = -1,
+	.m_methods = fast_methods,
 };
 
 PyMODINIT_FUNC PyInit__fast(void) {

@@ -104,14 +104,6 @@ int plain_int(plainbuf *b, long long v) {
 }
 
 static inline int put_int(plainbuf *b, PyObject *o) {
-#if PY_VERSION_HEX < 0x030C0000
-	/* One digit (up to 2**30): read it, as CPython 3.11 lays ints out. */
-	Py_ssize_t size = Py_SIZE(o);
-	if (size >= -1 && size <= 1) {
-		long long d = size ? (long long)((PyLongObject *)o)->ob_digit[0] : 0;
-		return plain_int(b, size < 0 ? -d : d);
-	}
-#endif
 	int overflow;
 	long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
 	if (v == -1 && PyErr_Occurred()) return -1;
@@ -338,7 +330,7 @@ PyObject *plain_load(const char *data, Py_ssize_t len) {
 			NEED(1);
 			size_t k = p[0];
 			NEED(1 + (Py_ssize_t)k);
-			PUSH(k ? _PyLong_FromByteArray(p + 1, k, 1, 1) : PyLong_FromLong(0));
+			PUSH(k ? PyLong_FromNativeBytes(p + 1, k, Py_ASNATIVEBYTES_LITTLE_ENDIAN) : PyLong_FromLong(0));
 			p += 1 + k;
 			break;
 		}
@@ -472,7 +464,7 @@ static int read_scalar(const unsigned char **pp, const unsigned char *end, PyObj
 	case 0x8a: {
 		if (end - p < 1 || end - p < 1 + p[0]) return 0;
 		size_t k = p[0];
-		o = k ? _PyLong_FromByteArray(p + 1, k, 1, 1) : PyLong_FromLong(0);
+		o = k ? PyLong_FromNativeBytes(p + 1, k, Py_ASNATIVEBYTES_LITTLE_ENDIAN) : PyLong_FromLong(0);
 		p += 1 + k;
 		break;
 	}

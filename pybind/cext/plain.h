@@ -2,8 +2,7 @@
 #ifndef MPGO_PLAIN_H
 #define MPGO_PLAIN_H
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "compat.h"
 
 /* plainbuf is a growable output buffer. */
 typedef struct {

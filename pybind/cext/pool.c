@@ -7,8 +7,7 @@
  *
  * Calls run with the GIL held when they need not wait; waits release it in
  * slices of at most 0.1 s and check for signals between slices. */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "compat.h"
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -37,11 +36,11 @@ static inline uint64_t get_u64(const char *p) { uint64_t v; memcpy(&v, p, 8); re
 typedef int (*wait_op)(void *arg, double slice);
 
 static int wait_loop(wait_op op, void *arg, double t) {
-	_PyTime_t deadline = t > 0 ? _PyTime_GetMonotonicClock() + (_PyTime_t)(t * 1e9) : 0;
+	int64_t deadline = t > 0 ? mpgo_monotonic_ns() + (int64_t)(t * 1e9) : 0;
 	for (;;) {
 		double slice = POOL_SLICE;
 		if (t >= 0) {
-			double left = (double)(deadline - _PyTime_GetMonotonicClock()) / 1e9;
+			double left = (double)(deadline - mpgo_monotonic_ns()) / 1e9;
 			if (left <= 0) return MPGO_EEMPTY;
 			if (left < slice) slice = left;
 		}
@@ -52,14 +51,6 @@ static int wait_loop(wait_op op, void *arg, double t) {
 		if (rc != MPGO_EEMPTY) return rc;
 		if (PyErr_CheckSignals() < 0) return -1000;
 	}
-}
-
-static int timeout_arg(PyObject *o, double *t) {
-	if (!o || o == Py_None) { *t = -1; return 0; }
-	*t = PyFloat_AsDouble(o);
-	if (*t == -1 && PyErr_Occurred()) return -1;
-	if (*t < 0) *t = 0;
-	return 0;
 }
 
 /* ---- PoolWorker ---- */
@@ -73,7 +64,7 @@ typedef struct {
 	plainbuf out;       /* serve()'s result pickles */
 } PoolWorkerObj;
 
-static int pw_init(PoolWorkerObj *w, PyObject *args, PyObject *kw) {
+static int pw_init(PoolWorkerObj *w, PyObject *args, PyObject *Py_UNUSED(kw)) {
 	const char *spec;
 	if (!PyArg_ParseTuple(args, "s", &spec)) return -1;
 	if (mpgo_fast_check_forked() < 0) return -1;
@@ -104,7 +95,7 @@ static int pw_clear(PoolWorkerObj *w) {
 	return 0;
 }
 
-static PyObject *pw_ready(PoolWorkerObj *w, PyObject *unused) {
+static PyObject *pw_ready(PoolWorkerObj *w, PyObject *Py_UNUSED(unused)) {
 	int rc = mpgo_pool_worker_ready(w->h);
 	if (rc < 0) { mpgo_fast_raise_code(rc); return NULL; }
 	Py_RETURN_NONE;
@@ -181,14 +172,14 @@ static PyObject *pw_report(PoolWorkerObj *w, PyObject *const *args, Py_ssize_t n
 	Py_RETURN_NONE;
 }
 
-static PyObject *pw_backlog(PoolWorkerObj *w, PyObject *unused) {
+static PyObject *pw_backlog(PoolWorkerObj *w, PyObject *Py_UNUSED(unused)) {
 	int64_t n = 0;
 	int rc = mpgo_pool_worker_backlog(w->h, &n);
 	if (rc < 0) { mpgo_fast_raise_code(rc); return NULL; }
 	return PyLong_FromLongLong(n);
 }
 
-static PyObject *pw_close(PoolWorkerObj *w, PyObject *unused) {
+static PyObject *pw_close(PoolWorkerObj *w, PyObject *Py_UNUSED(unused)) {
 	if (w->h) {
 		int rc = mpgo_pool_worker_close(w->h);
 		w->h = 0;
@@ -468,11 +459,11 @@ static PyObject *pw_serve(PoolWorkerObj *w, PyObject *const *args, Py_ssize_t na
 		if (w->out.cap > POOL_KEEP_OUT) plainbuf_free(&w->out);
 		completed++;
 		if (bn >= big) {
-			_PyTime_t deadline = _PyTime_GetMonotonicClock() + (_PyTime_t)(max_backoff * 1e9);
+			int64_t deadline = mpgo_monotonic_ns() + (int64_t)(max_backoff * 1e9);
 			for (;;) {
 				int64_t left = 0;
 				if (mpgo_pool_worker_backlog(w->h, &left) < 0 || left <= backlog ||
-				    _PyTime_GetMonotonicClock() >= deadline)
+				    mpgo_monotonic_ns() >= deadline)
 					break;
 				Py_BEGIN_ALLOW_THREADS
 				usleep(1000);
@@ -537,7 +528,7 @@ static int put_hdr(char *p, PyObject *id_obj, Py_ssize_t fl) {
 /* pool_put_many(queue_handle, ids, fn, payloads): put one task message per
  * payload, with ids[i] and the function bytes fn (or fn[i], if fn is a
  * list), in one commit. */
-static PyObject *pool_put_many(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+static PyObject *pool_put_many(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs) {
 	if (nargs != 4 || !(PyBytes_Check(args[2]) || PyList_Check(args[2]))) {
 		PyErr_SetString(PyExc_TypeError, "pool_put_many(queue, ids, fn: bytes or list, payloads)");
 		return NULL;
@@ -654,7 +645,7 @@ static int flush_chunks(long long qh, chunk_batch *cb) {
  * pickled here when its items are plain, else fallback(i) (bytes). The tasks go in commits of at most
  * 256 tasks or 64 KiB, so that workers start on the first while the next
  * is made. Returns the tasks whose fallback raised, which were not put. */
-static PyObject *pool_put_chunks(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+static PyObject *pool_put_chunks(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs) {
 	if (nargs != 8 || !PyBytes_Check(args[2])) {
 		PyErr_SetString(PyExc_TypeError,
 				"pool_put_chunks(queue, base, fn: bytes, seq, chunksize, i0, i1, fallback)");
@@ -792,7 +783,7 @@ typedef struct {
 	chunk_batch *cb;      /* the pending task messages */
 } SubmitterObj;
 
-static int sub_init(SubmitterObj *s, PyObject *args, PyObject *kw) {
+static int sub_init(SubmitterObj *s, PyObject *args, PyObject *Py_UNUSED(kw)) {
 	PyObject *dumps;
 	if (!PyArg_ParseTuple(args, "LO", &s->qh, &dumps)) return -1;
 	Py_XSETREF(s->dumps, Py_NewRef(dumps));
@@ -952,7 +943,7 @@ static PyObject *sub_flush(SubmitterObj *s, PyObject *outstanding) {
 
 /* drop() -> ids: forget the pending tasks (the pool stopped), for the
  * caller to fail. */
-static PyObject *sub_drop(SubmitterObj *s, PyObject *unused) {
+static PyObject *sub_drop(SubmitterObj *s, PyObject *Py_UNUSED(unused)) {
 	chunk_batch *cb = s->cb;
 	PyObject *ids = PyList_New(cb->n);
 	if (!ids) return NULL;
@@ -966,7 +957,7 @@ static PyObject *sub_drop(SubmitterObj *s, PyObject *unused) {
 	return ids;
 }
 
-static PyObject *sub_len(SubmitterObj *s, PyObject *unused) {
+static PyObject *sub_len(SubmitterObj *s, PyObject *Py_UNUSED(unused)) {
 	return PyLong_FromSsize_t(s->cb->n);
 }
 
@@ -995,7 +986,7 @@ static PyTypeObject SubmitterType = {
 };
 
 /* pool_put(queue_handle, id, fn, payload): put one task message. */
-static PyObject *pool_put(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+static PyObject *pool_put(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs) {
 	if (nargs != 4 || !PyBytes_Check(args[2])) {
 		PyErr_SetString(PyExc_TypeError, "pool_put(queue, id, fn: bytes, payload)");
 		return NULL;
@@ -1078,7 +1069,7 @@ static int deliver_apply(PyObject *cache, PyObject *cls, long long job, int ok, 
 	int res = -1, cbs = 0;
 	PyObject *v;
 	for (int k = 0; k < 2; k++) {
-		if (_PyObject_LookupAttr(r, k ? s_error_callback : s_callback, &v) < 0) goto out;
+		if (PyObject_GetOptionalAttr(r, k ? s_error_callback : s_callback, &v) < 0) goto out;
 		if (v && v != Py_None) cbs = 1;
 		Py_XDECREF(v);
 	}
@@ -1091,7 +1082,7 @@ static int deliver_apply(PyObject *cache, PyObject *cls, long long job, int ok, 
 	{
 		if (PyObject_SetAttr(r, s_ready, Py_True) < 0) goto out;
 		PyObject *lock;
-		if (_PyObject_LookupAttr(r, s_waiters, &lock) < 0) goto out;
+		if (PyObject_GetOptionalAttr(r, s_waiters, &lock) < 0) goto out;
 		if (lock && lock != Py_None) {
 			PyObject *x = PyObject_CallMethodNoArgs(lock, s_release);
 			Py_DECREF(lock);
@@ -1125,10 +1116,10 @@ static int deliver_map(PyObject *cache, PyObject *cls, long long job, Py_ssize_t
 	Py_INCREF(r);
 	int res = -1;
 	PyObject *ok = NULL, *left = NULL, *cs = NULL, *value = NULL;
-	if (_PyObject_LookupAttr(r, s_success, &ok) < 0 ||
-	    _PyObject_LookupAttr(r, s_number_left, &left) < 0 ||
-	    _PyObject_LookupAttr(r, s_chunksize, &cs) < 0 ||
-	    _PyObject_LookupAttr(r, s_value, &value) < 0)
+	if (PyObject_GetOptionalAttr(r, s_success, &ok) < 0 ||
+	    PyObject_GetOptionalAttr(r, s_number_left, &left) < 0 ||
+	    PyObject_GetOptionalAttr(r, s_chunksize, &cs) < 0 ||
+	    PyObject_GetOptionalAttr(r, s_value, &value) < 0)
 		goto out;
 	res = 0;
 	if (ok != Py_True || !left || !PyLong_CheckExact(left) || !cs || !PyLong_CheckExact(cs))
@@ -1139,7 +1130,7 @@ static int deliver_map(PyObject *cache, PyObject *cls, long long job, Py_ssize_t
 	if (value == Py_None) {
 		/* MapResult makes a long list when the first result comes. */
 		PyObject *length;
-		if (_PyObject_LookupAttr(r, s_length, &length) < 0) { res = -1; goto out; }
+		if (PyObject_GetOptionalAttr(r, s_length, &length) < 0) { res = -1; goto out; }
 		Py_ssize_t n = length ? PyLong_AsSsize_t(length) : -1;
 		Py_XDECREF(length);
 		if (n < 0) { if (PyErr_Occurred()) res = -1; goto out; }
@@ -1301,7 +1292,7 @@ static int collect_read(PyObject *out, uint64_t tid, int status, const char *bod
  * (status -1, the exception as body). */
 static PyObject *collect_in(PyObject *const *args, Py_ssize_t nargs, char *buf);
 
-static PyObject *pool_collect(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+static PyObject *pool_collect(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs) {
 	/* A buffer for each call: the reader runs loads (Python code), so
 	 * another thread could come in meanwhile. */
 	char *buf = PyMem_RawMalloc(POOL_SCRATCH);
@@ -1381,7 +1372,7 @@ static PyObject *collect_in(PyObject *const *args, Py_ssize_t nargs, char *buf) 
 /* map_fill(value, chunksize, items) -> how many of items it took: the
  * successful results (i, (True, chunk)) at the head of items, each put in
  * its place in the list value, as MapResult._set does. */
-static PyObject *map_fill(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+static PyObject *map_fill(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs) {
 	if (nargs != 3 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[2])) {
 		PyErr_SetString(PyExc_TypeError, "map_fill(value: list, chunksize, items: list)");
 		return NULL;
@@ -1421,7 +1412,7 @@ static PyObject *map_fill(PyObject *self, PyObject *const *args, Py_ssize_t narg
 
 /* plain_dumps(obj) -> the pickle plain.c makes of obj, or None if obj is
  * not plain. */
-static PyObject *py_plain_dumps(PyObject *self, PyObject *o) {
+static PyObject *py_plain_dumps(PyObject *Py_UNUSED(self), PyObject *o) {
 	PyObject *b = plain_bytes(o);
 	if (b || PyErr_Occurred()) return b;
 	Py_RETURN_NONE;
@@ -1429,7 +1420,7 @@ static PyObject *py_plain_dumps(PyObject *self, PyObject *o) {
 
 /* plain_loads(data, loads) -> the object pickled in data, read in C when it
  * is plain, else by loads(data). */
-static PyObject *py_plain_loads(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+static PyObject *py_plain_loads(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs) {
 	if (nargs != 2) {
 		PyErr_SetString(PyExc_TypeError, "plain_loads(data, loads)");
 		return NULL;

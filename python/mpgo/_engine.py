@@ -12,6 +12,7 @@ Go, so after os.fork() every entry point here raises RuntimeError instead
 import importlib.machinery
 import importlib.util
 import os
+import sys
 
 from . import _errors
 from . import zygote as _zygote
@@ -20,7 +21,18 @@ from . import zygote as _zygote
 # runs): do it now if it may start children through one.
 _zygote.before_engine()
 
-from ._native import _pybind as _g  # noqa: E402 -- after the zygote
+try:
+    from ._native import _pybind as _g
+except ImportError as e:
+    # A checkout holds builds for the Pythons `make build` ran with only.
+    native = os.path.join(os.path.dirname(__file__), "_native")
+    if any(os.path.exists(os.path.join(native, "_pybind" + suffix))
+           for suffix in importlib.machinery.EXTENSION_SUFFIXES):
+        raise
+    raise ImportError(
+        "mpgo: the engine is not built for this Python (%d.%d, %s): install "
+        "mpgo with it, or run `make build PY=%s` in the checkout"
+        % (sys.version_info[0], sys.version_info[1], sys.executable, sys.executable)) from e
 
 __all__ = ["call", "spawn", "wait", "send_signal", "release", "fast"]
 
