@@ -81,6 +81,8 @@ class Popen(popen_spawn_posix.Popen):
             for fd in (data_r, data_w):
                 if fd is not None:
                     os.close(fd)
+        # For the next children, once this one has its data.
+        zygote.sync_modules()
 
     def poll(self, flag=os.WNOHANG):
         if not self._via_zygote:

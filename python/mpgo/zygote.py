@@ -198,6 +198,35 @@ def preload(names, wait=True):
         _discard_current()
 
 
+# What sync_modules() never has the zygote import: the alias of mpgo, and
+# modules whose import does something visible.
+_NEVER = frozenset({'__main__', 'multiprocessing', 'antigravity', 'this',
+                    'tkinter', 'idlelib', 'turtle', 'turtledemo'})
+_synced = 0        # len(sys.modules) at the last sync_modules()
+_sent = set()      # names the zygote has or was asked to import
+
+
+def sync_modules():
+    '''Have the zygote import the modules of the standard library that
+    this process imported since the zygote was forked, so that later
+    children have them as a fork child would (a Manager's proxies need hmac
+    and hashlib, say). Modules of other packages are left to the children
+    that need them: their import might start threads, which would leave
+    the zygote unable to fork safely. Costs nothing when no module came.'''
+    global _synced
+    n = len(sys.modules)
+    if n == _synced or _zygote is None or _zygote.owner != os.getpid():
+        return
+    _synced = n
+    stdlib = getattr(sys, 'stdlib_module_names', ())
+    names = [name for name in list(sys.modules) if name not in _sent and
+             name.partition('.')[0] in stdlib and
+             name.partition('.')[0] not in _NEVER]
+    _sent.update(names)
+    if names:
+        preload(names, wait=False)
+
+
 def _call(flags, fds, block):
     for attempt in range(2):
         z = _get()
@@ -353,6 +382,7 @@ def _fork(in_import=()):
         finally:
             os._exit(code)
     child_sock.close()
+    _sent.update(sys.modules)    # the zygote has them all
     return _Zygote(parent_sock, pid, forked=True)
 
 
