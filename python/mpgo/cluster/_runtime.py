@@ -18,6 +18,7 @@ the cluster under `multiprocessing`.
 
 import ctypes
 import signal
+import sys
 import threading
 import time
 
@@ -238,8 +239,8 @@ def _dump_result(result):
 
 def _initialize(key, init, funcs):
     '''Run the pool's initializer once per worker, and give this batch's
-    functions the globals it set (functions of __main__ come by value, with
-    module globals of their own).'''
+    functions the globals it set (functions of __main__, and of modules
+    pickled by value, come with module globals of their own).'''
     from ..pool import ExceptionWithTraceback
     with _init_lock:
         done = _initialized.get(key)
@@ -258,6 +259,11 @@ def _initialize(key, init, funcs):
                 if k not in before or before[k] is not v}
     for func in funcs:
         ns = getattr(func, '__globals__', None)
-        if ns is not None and ns.get('__name__') == '__main__':
-            ns.update(done)
+        if ns is not None and ns is not _module_dict(ns):
+            ns.update(done)     # a function that came by value
     return None
+
+
+def _module_dict(ns):
+    module = sys.modules.get(ns.get('__name__'))
+    return getattr(module, '__dict__', None)

@@ -73,7 +73,8 @@ def import_distributed():
 
 def _is_connection_error(exc):
     if isinstance(exc, OSError):        # CommClosedError is an OSError
-        return True
+        # A wait that timed out is not (TimeoutError is an OSError).
+        return not isinstance(exc, (TimeoutError, asyncio.TimeoutError))
     name = type(exc).__name__
     if name == 'ClosedClientError':
         return True
@@ -454,3 +455,11 @@ def close(session):
             session.cluster.close(timeout=10)
         except Exception:
             pass
+
+
+def shutdown():
+    '''End the driver's run now, as at exit (its atexit hook is dropped).'''
+    session = _driver
+    if session is not None:
+        atexit.unregister(_at_exit)
+        _at_exit(session)

@@ -13,9 +13,11 @@ after the other by mpgo.cluster._runtime.run_batch:
   more chunks (a small explicit chunksize) are grouped into 4 * processes
   tasks.
 * apply_async() and imap() units wait in a queue; the batcher thread takes
-  what is there every millisecond and submits it as at most `processes`
-  tasks. A loop of apply_async() calls thus costs a few Dask tasks, not one
-  per call, while calls made one at a time still start at once.
+  what is there every millisecond and submits it as one task per unit, or,
+  when there are more than 4 * processes units, as 4 * processes tasks. A
+  loop of apply_async() calls thus costs a few Dask tasks, not one per
+  call, while calls made one at a time still start at once. A grouped
+  unit's result comes back with its task's.
 
 Dask, not `processes`, decides how many run at a time: the cluster's
 worker threads. `processes` (the cluster's thread count by default) sizes
@@ -160,7 +162,7 @@ class _Core(object):
                 self.pending.clear()
             if not units:
                 continue
-            k = min(len(units), self.processes)
+            k = min(len(units), 4 * self.processes)
             per, extra = divmod(len(units), k)
             i = 0
             for b in range(k):
