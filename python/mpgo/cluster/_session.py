@@ -314,7 +314,6 @@ def _connect(address):
     session = Session(client, prefix, prefix + 'out')
     session.requested = address
     session.cluster = cluster
-    session.children = set()        # started Process popens, for the exit
     session.pools = weakref.WeakSet()
     session.interrupted = False
     session.printer = _output.Printer(session)
@@ -353,27 +352,25 @@ def interrupted():
 
 def _at_exit(session):
     '''As CPython at exit: terminate the daemonic processes, join the
-    others (unless the run was interrupted); then stop whatever of the run
-    still runs and drop its objects from the scheduler.'''
+    others (terminate them all if the run was interrupted); then terminate
+    the pools, stop whatever of the run still runs and drop its objects
+    from the scheduler.'''
     global _driver
     try:
         if session.lost is None:
-            for popen in list(session.children):
-                if popen.daemonic or session.interrupted:
-                    popen.terminate()
-            if not session.interrupted:
-                for popen in list(session.children):
-                    try:
-                        popen.wait(None)
-                    except KeyboardInterrupt:
-                        session.interrupted = True
-                        break
-                    except Exception:
-                        pass
+            process = sys.modules.get('mpgo.cluster.process')
+            if process is not None:
+                st = process.state()
+                try:
+                    process.exit_children(st, session.interrupted)
+                except KeyboardInterrupt:
+                    session.interrupted = True
+                    process.exit_children(st, True)
+                except Exception:
+                    pass
+                st.children.clear()
             for pool in list(session.pools):
                 pool.terminate()
-            for popen in list(session.children):
-                popen.terminate()
             session.printer.flush()
             stop_run(session)
     finally:

@@ -52,6 +52,13 @@ class ClusterContext(_context.BaseContext):
         the Dask client.'''
         return self._session().client
 
+    def shutdown(self):
+        '''End the run now, as at exit: join the Processes (terminate the
+        daemonic ones), terminate the Pools, stop what still runs on the
+        cluster, drop the run's objects there, and disconnect. The next
+        object made starts a new run.'''
+        _session.shutdown()
+
     @property
     def Process(self):
         return _process_class()
