@@ -670,3 +670,28 @@ def test_main_with_an_unreachable_cluster(tmp_path):
     res = subprocess.run([sys.executable, '-m', 'mpgo', '--cluster'],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and 'usage' in res.stderr
+
+
+def test_exit_joins_processes_and_stops_daemons(dask_cluster, tmp_path):
+    '''As CPython at exit: unjoined processes are waited for (their output
+    printed), daemonic ones are terminated.'''
+    script = tmp_path / 'script.py'
+    script.write_text(
+        'import time\n'
+        'from multiprocessing import Process\n'
+        'def late():\n'
+        '    time.sleep(1)\n'
+        '    print("late child done")\n'
+        'def forever():\n'
+        '    while True:\n'
+        '        time.sleep(0.01)\n'
+        'if __name__ == "__main__":\n'
+        '    Process(target=forever, daemon=True).start()\n'
+        '    Process(target=late).start()\n'
+        '    print("main done")\n')
+    res = subprocess.run([sys.executable, '-m', 'mpgo', '--cluster',
+                          dask_cluster, str(script)], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == ['main done', 'late child done']
+    assert res.stderr == ''
