@@ -34,7 +34,7 @@ def ctx(dask_cluster):
     ctx = mpgo.cluster.get_context(dask_cluster)
     ctx.connect()
     yield ctx
-    _session.shutdown()
+    ctx.shutdown(terminate=True)
 
 
 def _live_tasks(session):

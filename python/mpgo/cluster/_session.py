@@ -454,9 +454,13 @@ def close(session):
             pass
 
 
-def shutdown():
-    '''End the driver's run now, as at exit (its atexit hook is dropped).'''
+def shutdown(terminate=False):
+    '''End the driver's run now, as at exit (its atexit hook is dropped);
+    with terminate, as after Ctrl-C: its processes are terminated, not
+    joined.'''
     session = _driver
     if session is not None:
         atexit.unregister(_at_exit)
+        if terminate:
+            session.interrupted = True
         _at_exit(session)

@@ -52,12 +52,12 @@ class ClusterContext(_context.BaseContext):
         the Dask client.'''
         return self._session().client
 
-    def shutdown(self):
+    def shutdown(self, terminate=False):
         '''End the run now, as at exit: join the Processes (terminate the
-        daemonic ones), terminate the Pools, stop what still runs on the
-        cluster, drop the run's objects there, and disconnect. The next
-        object made starts a new run.'''
-        _session.shutdown()
+        daemonic ones; with terminate, all of them), terminate the Pools,
+        stop what still runs on the cluster, drop the run's objects there,
+        and disconnect. The next object made starts a new run.'''
+        _session.shutdown(terminate)
 
     @property
     def Process(self):
@@ -240,7 +240,10 @@ def bind(ctx, driver=True):
     # managers now (they load the engine, which a worker does not need).
     from .. import pool, spawn  # noqa: F401
     if driver:
-        from .. import managers  # noqa: F401
+        try:
+            from .. import managers  # noqa: F401
+        except ImportError:     # no engine here: local managers cannot run
+            pass
     ctx._bound = True
     _bound_context = ctx
     for name in _BOUND_NAMES:
