@@ -55,6 +55,7 @@ def import_distributed():
                name.startswith('multiprocessing.')}
     for name in aliased:
         del sys.modules[name]
+    had_process_pool = 'concurrent.futures.process' in sys.modules
     finder = _alias._finder
     sys.meta_path.remove(finder)
     try:
@@ -68,7 +69,20 @@ def import_distributed():
                      n.startswith('multiprocessing.')]:
             del sys.modules[name]
         sys.modules.update(aliased)
+        if not had_process_pool:
+            _forget_process_pool()
     return distributed
+
+
+def _forget_process_pool():
+    '''distributed imports concurrent.futures.process, which took the
+    standard library's multiprocessing: drop it, so that the program's
+    ProcessPoolExecutor is imported again, on mpgo.'''
+    sys.modules.pop('concurrent.futures.process', None)
+    futures = sys.modules.get('concurrent.futures')
+    if futures is not None:
+        for name in ('process', 'ProcessPoolExecutor'):
+            futures.__dict__.pop(name, None)
 
 
 def _is_connection_error(exc):
