@@ -141,7 +141,15 @@ def _make_entry():
         # unpickles task graphs, needs nothing of mpgo; workers import it.
         import importlib
         module, name = where
-        return getattr(importlib.import_module(module), name)(*args)
+        try:
+            target = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name not in ('mpgo', 'mpgo.cluster'):
+                raise
+            raise ImportError('this Dask worker cannot import mpgo: install '
+                              "it (the driver's version, with its [cluster] "
+                              'extra) where the workers run') from e
+        return getattr(target, name)(*args)
     return entry
 
 
