@@ -4,9 +4,11 @@
 usage: python bench/cluster.py [-r REPEATS]
 
 One run, on one cluster: a scheduler and 2 workers of one thread each,
-each its own process, on loopback (tests/_cluster.py starts them). Each case runs REPEATS times (default 5), the
-implementations taking turns within each round; the table keeps each one's
-best time, and gives mpgo's speed relative to the others (> 1: mpgo is
+each its own process, on loopback (tests/_cluster.py starts them). Each
+case runs REPEATS times (default 5), the implementations taking turns
+within each round, each run a second after the last (the scheduler
+forgets the last run's tasks); the table keeps each one's best time, and
+gives mpgo's speed relative to the others (> 1: mpgo is
 faster).
 
   tiny_map        10,000 tiny tasks (x + 1): mpgo's Pool().map, chunked as

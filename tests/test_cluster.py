@@ -44,6 +44,7 @@ def _live_tasks(session):
         return [k for k, ts in dask_scheduler.tasks.items()
                 if isinstance(k, str) and k.startswith(prefix) and
                 ts.state in ('processing', 'waiting', 'queued', 'no-worker')]
+
     def running(prefix=prefix):
         # On each worker: the threads still running a task of the run
         # (a cancelled task's thread runs on until it is stopped).
@@ -624,7 +625,8 @@ def test_get_context_cluster_uses_MPGO_CLUSTER(dask_cluster):
         'import mpgo\n'
         'ctx = mpgo.get_context("cluster")\n'
         'print(ctx.get_start_method(), ctx.cpu_count() >= 2)\n'
-        'print(ctx is mpgo.get_context("cluster"))\n', MPGO_CLUSTER=dask_cluster)
+        'print(ctx is mpgo.get_context("cluster"))\n',
+        MPGO_CLUSTER=dask_cluster)
     assert res.stdout.split() == ['cluster', 'True', 'True'], res.stderr
     with pytest.raises(ValueError, match='not a start method'):
         mpgo.context._default_context.set_start_method('cluster')
@@ -642,7 +644,8 @@ def test_main_binds_multiprocessing(dask_cluster, tmp_path):
         '    q = Queue()\n'
         '    p = Process(target=f, args=(q,), name="P")\n'
         '    p.start(); print(q.get()); p.join()\n'
-        '    print(type(q).__module__, mp.get_context() is mp.get_context("fork"))\n'
+        '    print(type(q).__module__,\n'
+        '          mp.get_context() is mp.get_context("fork"))\n'
         '    print(current_process().name, p.exitcode)\n')
     for args, env in ((['--cluster', dask_cluster], {}),
                       (['--cluster=' + dask_cluster], {}),
@@ -695,3 +698,56 @@ def test_exit_joins_processes_and_stops_daemons(dask_cluster, tmp_path):
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines() == ['main done', 'late child done']
     assert res.stderr == ''
+
+
+def _local_cluster_pids():
+    '''Processes of `--cluster local` clusters (their command lines name
+    their temporary directory).'''
+    pids = set()
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open('/proc/%s/cmdline' % entry, 'rb') as f:
+                    if b'mpgo-cluster-' in f.read():
+                        pids.add(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+def _gone(pids, timeout=30):
+    deadline = time.monotonic() + timeout
+    while pids & _local_cluster_pids() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not pids & _local_cluster_pids()
+
+
+def test_cluster_local_lives_and_dies_with_the_driver(tmp_path):
+    import test_tutorials as tutorials
+    before = _local_cluster_pids()
+    res = subprocess.run(
+        [sys.executable, '-m', 'mpgo', '--cluster', 'local',
+         os.path.join(tutorials.TUTORIALS, 'seed002_queue.py')],
+        capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == ''
+    tutorials.CHECKERS['seed002_queue.py'](res)
+    assert _gone(_local_cluster_pids() - before)
+    # SIGKILLed, the driver takes its cluster with it.
+    script = tmp_path / 'script.py'
+    script.write_text('import time\n'
+                      'from multiprocessing import Queue\n'
+                      'if __name__ == "__main__":\n'
+                      '    q = Queue()\n'
+                      '    print("up", flush=True)\n'
+                      '    time.sleep(300)\n')
+    proc = subprocess.Popen([sys.executable, '-m', 'mpgo', '--cluster',
+                             'local', str(script)], stdout=subprocess.PIPE,
+                            text=True, cwd=str(tmp_path))
+    assert proc.stdout.readline() == 'up\n'
+    started = _local_cluster_pids() - before
+    assert started
+    proc.kill()
+    proc.wait()
+    proc.stdout.close()
+    assert _gone(started)

@@ -308,14 +308,19 @@ def driver_if_any():
 def _connect(address):
     from . import _output
     distributed = import_distributed()
-    import logging
     cluster = None
     if address == 'local':
-        n = os.cpu_count() or 1
-        cluster = distributed.LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=True,
-            dashboard_address=None, silence_logs=logging.ERROR)
-        client = distributed.Client(cluster, set_as_default=False)
+        from ._local import LocalCluster
+        cluster = LocalCluster()
+        try:
+            client = distributed.Client(cluster.scheduler_address,
+                                        set_as_default=False,
+                                        timeout=_connect_timeout())
+            client.wait_for_workers(cluster.n_workers,
+                                    timeout=_connect_timeout())
+        except BaseException:
+            cluster.close()
+            raise
     else:
         try:
             client = distributed.Client(address, set_as_default=False,
