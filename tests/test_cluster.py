@@ -751,3 +751,29 @@ def test_cluster_local_lives_and_dies_with_the_driver(tmp_path):
     proc.wait()
     proc.stdout.close()
     assert _gone(started)
+
+
+def test_the_end_of_a_run_drops_its_objects(dask_cluster):
+    '''What a run made on the scheduler (queues, variables, events, its
+    output topic) is gone after it, as no shared memory outlives a local
+    run.'''
+    ctx = mpgo.cluster.get_context(dask_cluster)
+    q, v, e = ctx.Queue(), ctx.Value('i', 1), ctx.Event()
+    q.put(1)
+    e.set()
+    p = ctx.Process(target=h.print_lines, args=(2,))
+    p.start()
+    p.join(60)
+    prefix = _session.driver_if_any().prefix
+    ctx.shutdown()
+
+    def left(dask_scheduler, prefix=prefix):
+        ext = dask_scheduler.extensions
+        names = list(ext['queues'].queues) + list(ext['variables'].variables)
+        names += list(ext['events']._events)
+        names += list(dask_scheduler._broker._topics)
+        names += list(dask_scheduler.tasks)
+        return [n for n in names if str(n).startswith(prefix)]
+    import distributed
+    with distributed.Client(dask_cluster, timeout=60) as client:
+        assert client.run_on_scheduler(left) == []

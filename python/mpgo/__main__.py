@@ -32,7 +32,7 @@ usage: python -m mpgo [--cluster ADDRESS] script.py [args...]
 Run a multiprocessing program on mpgo: `multiprocessing` and all its
 submodules resolve to mpgo's modules. With --cluster (or MPGO_CLUSTER set),
 its processes, pools and shared objects live on a Dask cluster: ADDRESS is
-a scheduler's (tcp://host:port), or `local` for a LocalCluster of this
+a scheduler's (tcp://host:port), or `local` for a cluster of this
 machine (needs `pip install mpgo[cluster]`).
 """
 

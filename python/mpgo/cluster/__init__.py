@@ -6,7 +6,7 @@
     ctx = mpgo.cluster.get_context('local')    # in code, explicit address
 
 The address is a Dask scheduler's (`tcp://host:port`), or `local`, which
-starts a LocalCluster of worker processes on this machine for the run.
+starts a scheduler and workers on this machine for the run (_local).
 The script runs here (the driver); each Process and each batch of Pool
 tasks runs as a Dask task on a worker, and the shared objects live on the
 scheduler, on distributed's own primitives:

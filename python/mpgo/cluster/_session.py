@@ -39,9 +39,9 @@ _driver_lock = threading.Lock()
 def import_distributed():
     '''Import and return `distributed`, bound to the standard library's
     multiprocessing even when `multiprocessing` is aliased to mpgo (as
-    under `python -m mpgo`): distributed starts local workers (LocalCluster)
-    through it, and they must be plain Dask workers. The program keeps
-    seeing mpgo under the name afterwards.'''
+    under `python -m mpgo`): distributed's own modules keep the one they
+    were written for. The program keeps seeing mpgo under the name
+    afterwards.'''
     module = sys.modules.get('distributed')
     if module is not None and hasattr(module, 'Client'):
         return module
