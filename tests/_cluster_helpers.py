@@ -186,3 +186,8 @@ def read_state(_):
 
 def init_fails():
     raise RuntimeError('initializer failed')
+
+
+def relay_print(q_in, text):
+    q_in.get()
+    print(text)

@@ -189,6 +189,20 @@ def test_output_reaches_the_driver_before_what_follows_it(ctx, capsys):
     assert out.err == 'to stderr\n'
 
 
+def test_output_follows_what_its_task_received(ctx, capsys):
+    '''A prints, then sends to B, which prints: A's line comes first,
+    wherever they run.'''
+    for _ in range(5):
+        q = ctx.Queue()
+        b = ctx.Process(target=h.relay_print, args=(q, 'from B'))
+        b.start()
+        a = ctx.Process(target=h.print_then_put, args=(q, 'from A'))
+        a.start()
+        a.join(60)
+        b.join(60)
+        assert capsys.readouterr().out == 'from A\nfrom B\n'
+
+
 def test_cpu_count_is_the_clusters_threads(ctx):
     nthreads = ctx.connect().nthreads()
     assert ctx.cpu_count() == sum(nthreads.values()) >= 2
