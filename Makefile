@@ -8,7 +8,7 @@ PYTEST  = PYTHONPATH=$(CURDIR)/python $(PY) -m pytest
 PYTHONS = $(shell python3 tools/pythons.py || echo no-interpreter-for-a-supported-python)
 # Dev-only packages every supported Python needs to build and test mpgo
 # (`make deps`): add what a test needs here.
-DEV_DEPS = pybindgen pytest numpy cloudpickle
+DEV_DEPS = pybindgen pytest numpy cloudpickle "distributed>=2024.1"
 WHEELTOOLS = _build/wheeltools
 
 .PHONY: help deps build generate capi test test-all test-go test-race test-c test-py wheel wheel-test bench lint fmt clean
@@ -39,8 +39,8 @@ test-go: ## go test ./... (without -race)
 test-race: ## go test -race ./...
 	$(GO) test -race ./...
 
-test-py: build ## pytest on the Python API and the tutorials, under PY
-	$(PYTEST) -q tests
+test-py: build ## pytest on the Python API and the tutorials, under PY, with a Dask test cluster
+	@bash -c '. .ci/cluster.sh && cluster_start $(PY) && { $(PYTEST) -q tests; rc=$$?; cluster_stop; exit $$rc; }'
 
 test: lint test-race test-c test-py ## lint, go test -race, the C test, pytest under PY
 

@@ -59,10 +59,12 @@ setup(
     # (see README, "Differences from the standard library").
     install_requires=["cloudpickle>=3.0"],
     package_dir={"": "python"},
-    packages=["mpgo", "mpgo.dummy"],
+    packages=["mpgo", "mpgo.dummy", "mpgo.cluster"],
     ext_modules=[Extension("mpgo._native._pybind", sources=[])],
     cmdclass={"build_ext": GoBuildExt},
     extras_require={"test": ["pytest", "numpy"],
+                    # mpgo.cluster: the same programs on a Dask cluster
+                    "cluster": ["distributed>=2024.1"],
                     # dev only: bench/run.py compares the pool cases with them
                     "bench": ["numpy", "mpire", "loky"]},
     zip_safe=False,

@@ -100,3 +100,20 @@ def no_leaks():
         problems.append('left /dev/shm entries %s' % sorted(leaked_shm))
     if problems:
         pytest.fail('test ' + ' and '.join(problems))
+
+
+@pytest.fixture(scope='session')
+def dask_cluster():
+    '''The address of a Dask cluster on loopback, a scheduler and two
+    workers (tests/_cluster.py): MPGO_TEST_CLUSTER's if set (.ci/cluster.sh
+    starts one), else one started for the session and stopped after it.'''
+    address = os.environ.get('MPGO_TEST_CLUSTER')
+    if address:
+        yield address
+        return
+    from _cluster import LoopbackCluster
+    cluster = LoopbackCluster(detach=True)
+    try:
+        yield cluster.address
+    finally:
+        cluster.stop()

@@ -9,6 +9,12 @@
 the same name, in the program and in every process it starts. sys.argv,
 sys.path[0] and the exit status are what `python script.py` would give.
 
+    python -m mpgo --cluster ADDRESS script.py [args]
+
+(or MPGO_CLUSTER=ADDRESS) also binds `multiprocessing`'s Process, Pool,
+Queue, Lock, Value, Manager, ... to the cluster context (mpgo.cluster): the
+program runs here, its processes and pools on the Dask cluster at ADDRESS.
+
 The program runs in a fresh module installed as sys.modules['__main__'] for
 the rest of the interpreter's life (as `python script.py` does), rather than
 through runpy.run_path, which restores the previous __main__ on return:
@@ -20,13 +26,16 @@ import os
 import sys
 
 _USAGE = """\
-usage: python -m mpgo script.py [args...]
-       python -m mpgo -m module [args...]
-       python -m mpgo -c command [args...]
-       python -m mpgo - [args...]
+usage: python -m mpgo [--cluster ADDRESS] script.py [args...]
+       python -m mpgo [--cluster ADDRESS] -m module [args...]
+       python -m mpgo [--cluster ADDRESS] -c command [args...]
+       python -m mpgo [--cluster ADDRESS] - [args...]
 
 Run a multiprocessing program on mpgo: `multiprocessing` and all its
-submodules resolve to mpgo's modules.
+submodules resolve to mpgo's modules. With --cluster (or MPGO_CLUSTER set),
+its processes, pools and shared objects live on a Dask cluster: ADDRESS is
+a scheduler's (tcp://host:port), or `local` for a cluster of this
+machine (needs `pip install mpgo[cluster]`).
 """
 
 
@@ -129,6 +138,14 @@ def main(argv):
     if argv[0] in ('-h', '--help'):
         sys.stdout.write(_USAGE)
         return 0
+    cluster = os.environ.get('MPGO_CLUSTER') or None
+    if argv[0] == '--cluster':
+        cluster, argv = (argv + [None])[1], argv[2:]
+    elif argv[0].startswith('--cluster='):
+        cluster, argv = argv[0][len('--cluster='):], argv[1:]
+    if not argv or cluster == '':
+        sys.stderr.write(_USAGE)
+        return 2
     if argv[0] in ('-m', '-c') and len(argv) < 2:
         sys.stderr.write('Argument expected for the %s option\n' % argv[0])
         sys.stderr.write(_USAGE)
@@ -137,6 +154,10 @@ def main(argv):
     from . import _alias
     _alias.install()
     _install_excepthook()
+    if cluster:
+        from .cluster.context import start_driver
+        if not start_driver(cluster):
+            return 2
     if argv[0] == '-m':
         _run_module(argv[1], argv[2:])
     elif argv[0] == '-c':

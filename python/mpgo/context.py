@@ -220,6 +220,10 @@ class BaseContext(object):
     def get_context(self, method=None):
         if method is None:
             return self
+        if method == 'cluster':
+            # Dask's; mpgo.cluster imports distributed only now.
+            from .cluster import get_context
+            return get_context()
         try:
             ctx = _concrete_contexts[method]
         except KeyError:
@@ -280,6 +284,10 @@ class DefaultContext(BaseContext):
             return super().get_context(method)
 
     def set_start_method(self, method, force=False):
+        if method == 'cluster':
+            raise ValueError("'cluster' is not a start method: use "
+                             "mpgo.get_context('cluster') or run the program "
+                             "with python -m mpgo --cluster ADDRESS")
         if self._actual_context is not None and not force:
             raise RuntimeError('context has already been set')
         if method is None and force:
