@@ -30,7 +30,9 @@ class Ring:
         self.q = _fast.Queue(handle)
         self.fd = _call("QueueFD", handle)
         self.ino = os.fstat(self.fd).st_ino
-        weakref.finalize(self, _close, handle)
+        # Not at exit: a daemon thread may still wait on the ring (CPython's
+        # would stay blocked, not fail), and the process's end frees it.
+        weakref.finalize(self, _close, handle).atexit = False
 
     @classmethod
     def new(cls, maxsize=0):

@@ -524,13 +524,32 @@ def _write_reply(fd, value):
     os.close(fd)
 
 
+class _NoStdlibMultiprocessing(object):
+    '''A finder that refuses the standard library's multiprocessing while
+    the zygote preloads: mpgo never imports it, and a module that needs it
+    (concurrent.futures.process) is left to the children, which import it
+    with their own `multiprocessing`.'''
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == 'multiprocessing' or name.startswith('multiprocessing.'):
+            if sys.modules.get(name) is None:
+                raise ModuleNotFoundError('not preloaded by the zygote: %s'
+                                          % name, name=name)
+        return None
+
+
 def _import_all(block):
-    for name in block.split(b'\0'):
-        if name:
-            try:
-                __import__(os.fsdecode(name))
-            except BaseException:
-                pass
+    sys.meta_path.insert(0, _NoStdlibMultiprocessing)
+    try:
+        for name in block.split(b'\0'):
+            if name:
+                try:
+                    __import__(os.fsdecode(name))
+                except BaseException:
+                    pass
+    finally:
+        sys.meta_path.remove(_NoStdlibMultiprocessing)
     return 'mpgo._native._pybind' not in sys.modules and _single_threaded()
 
 

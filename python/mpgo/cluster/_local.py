@@ -2,10 +2,9 @@
 
 A scheduler and one worker per core (one thread each, with their nannies),
 on 127.0.0.1, each started as `python -m distributed.cli.dask_...` rather
-than by distributed.LocalCluster: LocalCluster starts its processes
-through the standard library's multiprocessing, which cannot run in a
-program where `multiprocessing` is mpgo (its pickles name its classes by
-their module, which is then mpgo's). The processes get the driver's
+than by distributed.LocalCluster (which runs on mpgo too): as separate
+programs, they keep the run's multiprocessing objects apart from the
+cluster's own machinery, and their logs out of its output. The processes get the driver's
 sys.path (the script's directory first), and die with the driver: each
 watches its parent and exits when it is gone, even if the driver was
 SIGKILLed. close() stops them; their logs are in a temporary directory,

@@ -37,52 +37,11 @@ _driver_lock = threading.Lock()
 
 
 def import_distributed():
-    '''Import and return `distributed`, bound to the standard library's
-    multiprocessing even when `multiprocessing` is aliased to mpgo (as
-    under `python -m mpgo`): distributed's own modules keep the one they
-    were written for. The program keeps seeing mpgo under the name
-    afterwards.'''
-    module = sys.modules.get('distributed')
-    if module is not None and hasattr(module, 'Client'):
-        return module
-    from .. import _alias
-    if not _alias.is_installed():
-        import distributed
-        import distributed.worker  # noqa: F401
-        return distributed
-    aliased = {name: mod for name, mod in sys.modules.items()
-               if name == 'multiprocessing' or
-               name.startswith('multiprocessing.')}
-    for name in aliased:
-        del sys.modules[name]
-    had_process_pool = 'concurrent.futures.process' in sys.modules
-    finder = _alias._finder
-    sys.meta_path.remove(finder)
-    try:
-        import distributed
-        import distributed.worker  # noqa: F401
-        import distributed.nanny  # noqa: F401
-        import distributed.deploy.local  # noqa: F401
-    finally:
-        sys.meta_path.insert(0, finder)
-        for name in [n for n in sys.modules if n == 'multiprocessing' or
-                     n.startswith('multiprocessing.')]:
-            del sys.modules[name]
-        sys.modules.update(aliased)
-        if not had_process_pool:
-            _forget_process_pool()
+    '''Import and return `distributed`. Under `python -m mpgo` its own
+    `import multiprocessing` gets mpgo, as every module's does.'''
+    import distributed
+    import distributed.worker  # noqa: F401
     return distributed
-
-
-def _forget_process_pool():
-    '''distributed imports concurrent.futures.process, which took the
-    standard library's multiprocessing: drop it, so that the program's
-    ProcessPoolExecutor is imported again, on mpgo.'''
-    sys.modules.pop('concurrent.futures.process', None)
-    futures = sys.modules.get('concurrent.futures')
-    if futures is not None:
-        for name in ('process', 'ProcessPoolExecutor'):
-            futures.__dict__.pop(name, None)
 
 
 def _is_connection_error(exc):
