@@ -29,11 +29,27 @@ The queue's _reader and _writer are the pipe's ends, as in CPython, so
 connection.wait() works on q._reader. close(), join_thread() and
 cancel_join_thread() keep their meaning for callers but have nothing to
 flush.
+
+A subclass that overrides the feeder thread (_start_thread or _feed, as
+loky's Queue does to pickle with its own reducers), or _reset or
+_after_fork, gets CPython's Queue instead (_FeederQueue): a feeder thread
+that pickles what put() buffered and sends it with _writer.send_bytes,
+get() under _rlock, the size bounded by the BoundedSemaphore _sem, and
+_rlock, _wlock, _sem, _opid, _buffer, _notempty, _thread, _send_bytes,
+_recv_bytes and _poll with CPython's meaning, all over mpgo's Pipe(), Lock
+and BoundedSemaphore.
 """
 
 __all__ = ['Queue', 'SimpleQueue', 'JoinableQueue']
 
+import collections
+import errno
+import os
+import sys
+import threading
+import time
 import types
+import weakref
 
 from queue import Empty, Full
 
@@ -44,6 +60,7 @@ import pickle as _pickle
 
 from ._engine import fast as _fast
 from .reduction import _PLAIN, dumps_msg as _dumps_msg
+from .util import debug, info, Finalize, register_after_fork, is_exiting
 
 _ForkingPickler = context.reduction.ForkingPickler
 _RAW_MIN = _fast.RAW_MIN
@@ -67,16 +84,44 @@ def _sem_value_max():
     return SEM_VALUE_MAX
 
 
+# What the feeder thread of a _FeederQueue finds in its buffer when the
+# queue is closed (CPython's name: subclasses' own _feed compare with it).
+_sentinel = object()
+
+# A subclass overriding one of these gets CPython's feeder-thread Queue.
+_FEEDER_HOOKS = ('_start_thread', '_feed', '_reset', '_after_fork')
+
+
 class Queue(object):
+
+    # Whether this class is a _FeederQueue (see __init_subclass__).
+    _feeder = False
+
+    def __init_subclass__(cls, **kwds):
+        super().__init_subclass__(**kwds)
+        if cls._feeder or not any(_defined_below_queue(cls, name)
+                                  for name in _FEEDER_HOOKS):
+            return
+        # CPython's methods, wherever the subclass does not define its own.
+        for name, value in vars(_FeederQueue).items():
+            if name.startswith('__') and name not in ('__getstate__', '__setstate__'):
+                continue
+            if not _defined_below_queue(cls, name):
+                setattr(cls, name, value)
+        cls._feeder = True
 
     def __init__(self, maxsize=0, *, ctx=None):
         vmax = _sem_value_max()
         if maxsize <= 0:
             maxsize = vmax
         self._maxsize = maxsize
+        self._opid = os.getpid()
+        self._ignore_epipe = False
+        if self._feeder:
+            _FeederQueue._init(self, maxsize, ctx)
+            return
         self._reader, self._writer = connection._ring_pipe(
             False, 0 if maxsize >= vmax else maxsize)
-        self._ignore_epipe = False
         self._setup()
 
     def _setup(self):
@@ -102,10 +147,12 @@ class Queue(object):
                 self.get = fq.get_obj2
 
     def __getstate__(self):
-        return (self._ignore_epipe, self._maxsize, self._reader, self._writer)
+        return (self._ignore_epipe, self._maxsize, self._reader, self._writer,
+                self._opid)
 
     def __setstate__(self, state):
-        (self._ignore_epipe, self._maxsize, self._reader, self._writer) = state
+        (self._ignore_epipe, self._maxsize, self._reader, self._writer,
+         self._opid) = state
         self._setup()
 
     def __repr__(self):
@@ -238,6 +285,13 @@ class Queue(object):
     def cancel_join_thread(self):
         pass
 
+    def _terminate_broken(self):
+        # Close a Queue on error (concurrent.futures, 3.12+): nobody reads
+        # it any more.
+        self._reader.close()
+        self.close()
+        self.join_thread()
+
     @staticmethod
     def _on_queue_feeder_error(e, obj):
         """Private API hook called when pickling an item for put() fails, in
@@ -254,6 +308,264 @@ def _rebuild_queue(cls, state):
     return q
 
 
+def _defined_below_queue(cls, name):
+    '''Whether a class between cls and Queue (in cls's MRO) defines name.'''
+    for klass in cls.__mro__:
+        if klass is Queue:
+            return False
+        if name in vars(klass):
+            return True
+    return False
+
+
+class _FeederQueue(object):
+    '''CPython's Queue (3.13), over mpgo's Pipe(), Lock and
+    BoundedSemaphore: Queue.__init_subclass__ copies these methods into a
+    subclass that overrides the feeder (see the module's docstring), so its
+    overrides see every attribute they expect.'''
+
+    def _init(self, maxsize, ctx):
+        from . import context as _context
+        ctx = ctx or _context._default_context.get_context()
+        self._reader, self._writer = connection.Pipe(duplex=False)
+        self._rlock = ctx.Lock()
+        self._wlock = ctx.Lock()
+        self._sem = ctx.BoundedSemaphore(maxsize)
+        self._reset()
+        register_after_fork(self, type(self)._after_fork)
+
+    def __getstate__(self):
+        context.assert_spawning(self)
+        return (self._ignore_epipe, self._maxsize, self._reader, self._writer,
+                self._rlock, self._wlock, self._sem, self._opid)
+
+    def __setstate__(self, state):
+        (self._ignore_epipe, self._maxsize, self._reader, self._writer,
+         self._rlock, self._wlock, self._sem, self._opid) = state
+        self._reset()
+
+    def _after_fork(self):
+        debug('Queue._after_fork()')
+        self._reset(after_fork=True)
+
+    def _reset(self, after_fork=False):
+        if after_fork:
+            self._notempty._at_fork_reinit()
+        else:
+            self._notempty = threading.Condition(threading.Lock())
+        self._buffer = collections.deque()
+        self._thread = None
+        self._jointhread = None
+        self._joincancelled = False
+        self._closed = False
+        self._close = None
+        self._send_bytes = self._writer.send_bytes
+        self._recv_bytes = self._reader.recv_bytes
+        self._poll = self._reader.poll
+
+    def put(self, obj, block=True, timeout=None):
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+        if not self._sem.acquire(block, timeout):
+            raise Full
+
+        with self._notempty:
+            if self._thread is None:
+                self._start_thread()
+            self._buffer.append(obj)
+            self._notempty.notify()
+
+    def get(self, block=True, timeout=None):
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+        if block and timeout is None:
+            with self._rlock:
+                res = self._recv_bytes()
+            self._sem.release()
+        else:
+            if block:
+                deadline = time.monotonic() + timeout
+            if not self._rlock.acquire(block, timeout):
+                raise Empty
+            try:
+                if block:
+                    timeout = deadline - time.monotonic()
+                    if not self._poll(timeout):
+                        raise Empty
+                elif not self._poll():
+                    raise Empty
+                res = self._recv_bytes()
+                self._sem.release()
+            finally:
+                self._rlock.release()
+        # unserialize the data after having released the lock
+        return _ForkingPickler.loads(res)
+
+    def qsize(self):
+        return self._maxsize - self._sem._semlock._get_value()
+
+    def empty(self):
+        return not self._poll()
+
+    def full(self):
+        return self._sem._semlock._is_zero()
+
+    def get_nowait(self):
+        return self.get(False)
+
+    def put_nowait(self, obj):
+        return self.put(obj, False)
+
+    def close(self):
+        self._closed = True
+        close = self._close
+        if close:
+            self._close = None
+            close()
+
+    def join_thread(self):
+        debug('Queue.join_thread()')
+        assert self._closed, "Queue {0!r} not closed".format(self)
+        if self._jointhread:
+            self._jointhread()
+
+    def cancel_join_thread(self):
+        debug('Queue.cancel_join_thread()')
+        self._joincancelled = True
+        try:
+            self._jointhread.cancel()
+        except AttributeError:
+            pass
+
+    def _terminate_broken(self):
+        # Close a Queue on error.
+        self._reader.close()
+        self.close()
+        self.join_thread()
+
+    def _start_thread(self):
+        debug('Queue._start_thread()')
+
+        # Start thread which transfers data from buffer to pipe
+        self._buffer.clear()
+        self._thread = threading.Thread(
+            target=_FeederQueue._feed,
+            args=(self._buffer, self._notempty, self._send_bytes,
+                  self._wlock, self._reader.close, self._writer.close,
+                  self._ignore_epipe, self._on_queue_feeder_error,
+                  self._sem),
+            name='QueueFeederThread',
+            daemon=True,
+        )
+
+        try:
+            debug('doing self._thread.start()')
+            self._thread.start()
+            debug('... done self._thread.start()')
+        except:  # noqa: E722
+            # gh-109047: During Python finalization, creating a thread
+            # can fail with RuntimeError.
+            self._thread = None
+            raise
+
+        if not self._joincancelled:
+            self._jointhread = Finalize(
+                self._thread, _FeederQueue._finalize_join,
+                [weakref.ref(self._thread)],
+                exitpriority=-5
+                )
+
+        # Send sentinel to the thread queue object when garbage collected
+        self._close = Finalize(
+            self, _FeederQueue._finalize_close,
+            [self._buffer, self._notempty],
+            exitpriority=10
+            )
+
+    @staticmethod
+    def _finalize_join(twr):
+        debug('joining queue thread')
+        thread = twr()
+        if thread is not None:
+            thread.join()
+            debug('... queue thread joined')
+        else:
+            debug('... queue thread already dead')
+
+    @staticmethod
+    def _finalize_close(buffer, notempty):
+        debug('telling queue thread to quit')
+        with notempty:
+            buffer.append(_sentinel)
+            notempty.notify()
+
+    @staticmethod
+    def _feed(buffer, notempty, send_bytes, writelock, reader_close,
+              writer_close, ignore_epipe, onerror, queue_sem):
+        debug('starting thread to feed data to pipe')
+        nacquire = notempty.acquire
+        nrelease = notempty.release
+        nwait = notempty.wait
+        bpopleft = buffer.popleft
+        sentinel = _sentinel
+        wacquire = writelock.acquire
+        wrelease = writelock.release
+
+        while 1:
+            try:
+                nacquire()
+                try:
+                    if not buffer:
+                        nwait()
+                finally:
+                    nrelease()
+                try:
+                    while 1:
+                        obj = bpopleft()
+                        if obj is sentinel:
+                            debug('feeder thread got sentinel -- exiting')
+                            reader_close()
+                            writer_close()
+                            return
+
+                        # serialize the data before acquiring the lock
+                        obj = _ForkingPickler.dumps(obj)
+                        wacquire()
+                        try:
+                            send_bytes(obj)
+                        finally:
+                            wrelease()
+                except IndexError:
+                    pass
+            except Exception as e:
+                if ignore_epipe and getattr(e, 'errno', 0) == errno.EPIPE:
+                    return
+                # Since this runs in a daemon thread the resources it uses
+                # may be become unusable while the process is cleaning up.
+                # We ignore errors which happen after the process has
+                # started to cleanup.
+                if is_exiting():
+                    info('error in queue thread: %s', e)
+                    return
+                else:
+                    # Since the object has not been sent in the queue, we need
+                    # to decrease the size of the queue. The error acts as
+                    # if the object had been silently removed from the queue
+                    # and this step is necessary to have a properly working
+                    # queue.
+                    queue_sem.release()
+                    onerror(e, obj)
+
+    @staticmethod
+    def _on_queue_feeder_error(e, obj):
+        """
+        Private API hook called when feeding data in the background thread
+        raises an exception.  For overriding by concurrent.futures.
+        """
+        import traceback
+        traceback.print_exc()
+
+
 class JoinableQueue(Queue):
 
     def task_done(self):
@@ -266,7 +578,29 @@ class JoinableQueue(Queue):
         self._q.join(None)
 
 
+class _LazyLock(object):
+    '''A Lock made on first access and kept in the instance's __dict__
+    (which an assignment also sets, as a subclass's __setstate__ does).'''
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        from . import context as _context
+        lock = _context._default_context.get_context().Lock()
+        return obj.__dict__.setdefault(self.name, lock)
+
+
 class SimpleQueue(object):
+    '''CPython's SimpleQueue on one ring. get() and put() need no lock
+    (the ring takes any number of readers and writers); _rlock and _wlock,
+    CPython's reader and writer locks, are made when first used, for
+    subclasses that pickle or take them (loky's does).'''
+
+    _rlock = _LazyLock()
+    _wlock = _LazyLock()
 
     def __init__(self, *, ctx=None):
         self._reader, self._writer = connection._ring_pipe(False)
