@@ -109,7 +109,8 @@ def handoff(fd, ref):
     from . import context
     popen = context.get_spawning_popen()
     if popen is not None and hasattr(popen, "duplicate_for_child"):
-        return "0:%d:%s" % (popen.duplicate_for_child(fd), ref.rsplit(":", 1)[1])
+        from .reduction import _duplicate_for_child
+        return "0:%d:%s" % (_duplicate_for_child(popen, fd), ref.rsplit(":", 1)[1])
     return ref
 
 

@@ -17,6 +17,7 @@ from abc import ABCMeta
 import copyreg
 import functools
 import io
+import os
 import pickle
 import socket
 import struct
@@ -350,11 +351,30 @@ def recv_handle(conn):
         return recvfds(s, 1)[0]
 
 
+def _duplicate_for_child(popen, fd):
+    '''Pass fd to the child popen is starting; return its number there.
+
+    mpgo's own Popens give every fd passed a number of its own in the
+    child. Other Popens (loky's) pass an fd at its own number, so an fd
+    passed twice would be one fd in the child, owned (and closed) by two
+    objects: the second time, a dup of it goes instead, closed here once
+    popen is gone.'''
+    if type(popen).__module__.startswith(__package__ + '.'):
+        return popen.duplicate_for_child(fd)
+    given = popen.__dict__.setdefault('_mpgo_fds_given', set())
+    if fd in given:
+        from . import util
+        fd = os.dup(fd)
+        util.Finalize(popen, os.close, (fd,))
+    given.add(fd)
+    return popen.duplicate_for_child(fd)
+
+
 def DupFd(fd):
     '''Return a wrapper for an fd.'''
     popen_obj = context.get_spawning_popen()
     if popen_obj is not None:
-        return popen_obj.DupFd(popen_obj.duplicate_for_child(fd))
+        return popen_obj.DupFd(_duplicate_for_child(popen_obj, fd))
     elif HAVE_SEND_HANDLE:
         from . import resource_sharer
         return resource_sharer.DupFd(fd)
