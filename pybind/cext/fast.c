@@ -1046,8 +1046,10 @@ static int fold_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
 }
 
 /* configure(dumps, loads, plain_dumps, plain_types, ctl, armed, level,
- * bell_fd, on_drain, closed_msg) readies put_obj/get_obj for a Queue:
- * pickling, the doorbell of its reader, and the message of a closed queue. */
+ * bell_fd, on_sync, closed_msg) readies put_obj/get_obj for a Queue:
+ * pickling, the doorbell of its reader, and the message of a closed queue.
+ * on_sync is called after each put and get while ctl[level] is set: it
+ * makes the doorbell match the ring (connection._Doorbell.sync). */
 static PyObject *queue_configure(QueueObj *q, PyObject *const *args, Py_ssize_t nargs) {
 	if (nargs != 10) {
 		PyErr_SetString(PyExc_TypeError, "configure() takes 10 arguments");
@@ -1093,11 +1095,17 @@ static int queue_check_ready(QueueObj *q) {
 	return 0;
 }
 
-/* ring_bell wakes a reader waiting in connection.wait() or selecting on
- * the reader's fileno(); most puts find nobody there and make no call. */
+/* ring_bell wakes a reader waiting in connection.wait() or poll(); most
+ * puts find nobody there and make no call. Once somebody selects on the
+ * reader's fileno() (level mode), the doorbell must be readable exactly
+ * while a message waits, which on_drain sees to under the doorbell's lock;
+ * the message is in by then, so an error there is reported, not raised. */
 static inline void ring_bell(QueueObj *q) {
-	if (__atomic_load_n(&q->ctl[q->armed], __ATOMIC_SEQ_CST) ||
-	    __atomic_load_n(&q->ctl[q->level], __ATOMIC_RELAXED)) {
+	if (__atomic_load_n(&q->ctl[q->level], __ATOMIC_SEQ_CST)) {
+		PyObject *d = PyObject_CallNoArgs(q->on_drain);
+		if (d) Py_DECREF(d);
+		else PyErr_WriteUnraisable(q->on_drain);
+	} else if (__atomic_load_n(&q->ctl[q->armed], __ATOMIC_SEQ_CST)) {
 		char one = 1;
 		if (write(q->bell_fd, &one, 1) < 0) { /* full or gone: fine */ }
 	}
@@ -1178,10 +1186,11 @@ static PyObject *queue_get_obj2(QueueObj *q, PyObject *const *args, Py_ssize_t n
 	ga[2] = q->loads;
 	PyObject *r = queue_get_obj(q, ga, 3);
 	Py_XDECREF(tobj);
-	if (r && __atomic_load_n(&q->ctl[q->level], __ATOMIC_RELAXED)) {
+	if (r && __atomic_load_n(&q->ctl[q->level], __ATOMIC_SEQ_CST)) {
+		/* Level mode (see ring_bell): the message is ours, never lose it. */
 		PyObject *d = PyObject_CallNoArgs(q->on_drain);
-		if (!d) { Py_DECREF(r); return NULL; }
-		Py_DECREF(d);
+		if (d) Py_DECREF(d);
+		else PyErr_WriteUnraisable(q->on_drain);
 	}
 	return r;
 }

@@ -31,6 +31,7 @@ import socket
 import struct
 import tempfile
 import time
+import weakref
 
 from queue import Empty
 
@@ -46,9 +47,6 @@ _loads = _ForkingPickler.loads
 _RAW_MIN = _fast.RAW_MIN
 _pickle_dumps = pickle.dumps
 
-
-def _noop():
-    pass
 
 _fast.set_oob_loads(reduction.oob_loads)
 
@@ -437,12 +435,24 @@ def Pipe(duplex=True):
     return _ring_pipe(duplex)
 
 
+# The control block of a Pipe() (see RingConnection and _Doorbell):
+#
+#   0   4 x u32   armed[0], armed[1], level[0], level[1]
+#   16  16 bytes  semaphore: open copies of side 0's end
+#   32  16 bytes  semaphore: open copies of side 1's end
+#   48  16 bytes  lock: the doorbells' state (armed counts, full, level mode)
+#   64  2 x u32   full[0], full[1]: level mode, the doorbell holds its byte
+_CTL_LOCK = 48
+_CTL_FULL = 64
+_CTL_SIZE = 72
+
+
 def _ring_pipe(duplex, maxsize=0):
     """Pipe()'s two ends; maxsize bounds the rings (mpgo.queues uses a
     one-way pipe with a bounded ring as a Queue)."""
     from . import heap
     from ._ring import Ring
-    ctl = heap.allocate(48, 16)
+    ctl = heap.allocate(_CTL_SIZE, 16)
     a_in = Ring.new(maxsize)
     b_in = Ring.new(maxsize) if duplex else None
     bell_a = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -464,14 +474,16 @@ class RingConnection(Connection):
     sees EOFError once every copy of the sending end (in every process) is
     closed, which the kernel reports as a hang-up on that doorbell.
 
-    A 48-byte control block in shared memory holds, for each side, whether
-    it waits on its doorbell now (word `side`: armed) and whether somebody
-    selects on its fileno() directly (word 2 + side: level, every send
-    rings), then one counting semaphore per side (bytes 16 + 16 * side):
-    how many copies of that end are open, so that a send to an end closed
-    everywhere raises BrokenPipeError as a socket would. A peer that died
-    without closing is found by the kernel: every _CHECK_EVERY sends look
-    whether its doorbell still has a reader.
+    A control block in shared memory (_CTL_SIZE bytes) holds, for each
+    side, how many threads wait on its doorbell in poll() or wait() now
+    (word `side`: armed, while the side is not in level mode) and whether
+    somebody selects on its fileno() directly (word 2 + side: level), then
+    one counting semaphore per side (bytes 16 + 16 * side): how many copies
+    of that end are open, so that a send to an end closed everywhere raises
+    BrokenPipeError as a socket would. A peer that died without closing is
+    found by the kernel: every _CHECK_EVERY sends look whether its doorbell
+    still has a reader. The doorbells' lock and state follow (see
+    _Doorbell).
     """
 
     _CHECK_EVERY = 256
@@ -497,6 +509,16 @@ class RingConnection(Connection):
         self._peer_alive = _fast.SemLock(mv[16 + 16 * self._peer:32 + 16 * self._peer],
                                          kind, 1, vmax, new)
         self._sends = 0
+        bell_lock = _fast.SemLock(mv[_CTL_LOCK:_CTL_LOCK + 16], _fast.KIND_LOCK,
+                                  1, 1, new)
+        full = mv[_CTL_FULL:_CTL_FULL + 8].cast("I")
+        # The doorbell this end reads (of its side), and the one it rings
+        # (of the peer's side).
+        self._bell = _Doorbell(self._in, self._ctl, full, side, bell_lock,
+                               reader=weakref.ref(self)) if readable else None
+        self._peer_bell = _Doorbell(self._out, self._ctl, full, self._peer,
+                                    bell_lock, writer=weakref.ref(self)) \
+            if writable else None
         # send() and recv() are each one C call in the common case: the
         # pickling, the ring and the doorbell, as a Queue's put and get.
         # Each direction gets a Queue object of its own, configured with the
@@ -506,13 +528,14 @@ class RingConnection(Connection):
             fq = _fast.Queue(rout.handle)
             fq.configure(_dumps_msg, _loads, _pickle_dumps, reduction._PLAIN,
                          self._ctl, self._peer, 2 + self._peer,
-                         self._peer_bell_w, _noop, "connection is closed")
+                         self._peer_bell_w, self._peer_bell.sync,
+                         "connection is closed")
             self._put_obj = fq.put_obj
         if readable:
             fq = _fast.Queue(rin.handle)
             fq.configure(_dumps_msg, _loads, _pickle_dumps, reduction._PLAIN,
                          self._ctl, side, 2 + side, self._bell_r,
-                         self._drain_if_empty, "connection is closed")
+                         self._bell.sync, "connection is closed")
             self._get_obj = fq.get_obj2
         super().__init__(self._bell_r if readable else self._peer_bell_w,
                          readable, writable)
@@ -527,18 +550,17 @@ class RingConnection(Connection):
         self._put_obj = self._get_obj = None
 
     def fileno(self):
-        """The doorbell: readable when a message is (or may be) waiting.
-        From now on every send rings it, so it can be selected on directly."""
+        """The doorbell: from now on, readable exactly while a message
+        waits (or once the other end is closed everywhere), in every
+        process, so it can be selected on directly (see _Doorbell)."""
         self._check_closed()
-        if self._readable:
-            self._ctl[2 + self._side] = 1
+        if self._readable and not self._ctl[2 + self._side]:
+            self._bell.level_on()
         return self._handle
 
     def _ring_peer(self):
-        try:
-            os.write(self._peer_bell_w, b"\1")
-        except (BlockingIOError, BrokenPipeError):
-            pass  # already rung, or nobody left to hear it
+        """Tell the peer a message was sent (after the put)."""
+        self._peer_bell.ring()
 
     def _check_peer(self):
         self._sends += 1
@@ -555,7 +577,7 @@ class RingConnection(Connection):
         self._check_peer()
         self._out.put(buf)
         if self._ctl[self._peer] or self._ctl[2 + self._peer]:
-            self._ring_peer()
+            self._peer_bell.ring()
 
     def send(self, obj):
         """Send a (picklable) object.
@@ -581,16 +603,6 @@ class RingConnection(Connection):
         p.register(self._bell_r, select.POLLIN)
         return any(ev & (select.POLLHUP | select.POLLERR) for _, ev in p.poll(0))
 
-    def _drain_bell(self):
-        try:
-            while os.read(self._bell_r, 4096):
-                pass
-        except BlockingIOError:
-            pass
-
-    def _drain_if_empty(self):
-        if not self._in.qsize():
-            self._drain_bell()
 
     def _get(self, obj=False):
         """The next message as bytes, or with obj as the object it carries
@@ -609,8 +621,8 @@ class RingConnection(Connection):
                         except Empty:
                             raise EOFError from None
         finally:
-            if self._ctl[2 + self._side] and not q.qsize():
-                self._drain_bell()
+            if self._ctl[2 + self._side]:
+                self._bell.sync()
 
     def recv(self):
         """Receive a (picklable) object"""
@@ -654,13 +666,16 @@ class RingConnection(Connection):
             return size
 
     def _poll(self, timeout):
+        # True only for a message that is there (or EOF): with several
+        # readers on one end, another may take it before recv(), as with
+        # the standard library's pipes.
         q = self._in
         if q.qsize():
             return True
         if timeout is not None and timeout <= 0:
             return self._peer_gone()
-        side = self._side
-        self._ctl[side] = 1
+        bell = self._bell
+        armed = bell.arm()
         try:
             if q.qsize():
                 return True
@@ -671,15 +686,17 @@ class RingConnection(Connection):
                 wait_ms = None if deadline is None else \
                     max(0, (deadline - time.monotonic()) * 1000)
                 events = p.poll(wait_ms)
-                self._drain_bell()
                 if q.qsize():
                     return True
                 if any(ev & (select.POLLHUP | select.POLLERR) for _, ev in events):
                     return True  # EOF: recv() raises EOFError
+                if events and bell.settle():
+                    return True
                 if deadline is not None and time.monotonic() >= deadline:
                     return False
         finally:
-            self._ctl[side] = 0
+            if armed:
+                bell.disarm()
 
     def __reduce__(self):
         # Unlike CPython's Connection, picklable by any pickler, at any time.
@@ -886,6 +903,154 @@ class _Bell:
         return self.conn._bell_r
 
 
+class _Doorbell(object):
+    """The doorbell of one receiving side of a Pipe(), as one end sees it.
+
+    The doorbell is an os.pipe: the receiving end holds its read end
+    (fileno()), the sending end its write end. Two modes:
+
+    * armed (the default): a sender writes a byte after its put while
+      somebody waits in poll() or wait() on the side (ctl word `side`,
+      a count of waiters kept under the lock). Waiters drain it when they
+      find no message, and, should one arrive meanwhile, ring it again for
+      the other waiters. Bytes may be stale; waiters look at the ring.
+    * level: once fileno() is asked for on the side (ctl word 2 + side,
+      for good and in every process), the doorbell holds one byte exactly
+      while the ring holds a message, so select, poll and selectors on
+      fileno() see every waiting message and only those. After every put
+      and every get, sync() makes it so under the lock (bytes 48-64 of the
+      control block), with the state word full[side] (bytes 64 + 4 * side)
+      saying whether the byte is there. An end that lacks the pipe end it
+      needs (a sender draining, a receiver ringing) opens one through
+      /proc/self/fd for the moment: holding a write end for longer would
+      hide the hang-up that tells the receiver its peer is gone.
+
+    Between a put or get and its sync() the doorbell lags by that one
+    message, which only a process in the middle of a send or recv sees.
+
+    It holds weak references to the connections whose fds it uses (the C
+    queue objects hold sync), so it keeps no connection alive.
+    """
+
+    __slots__ = ("q", "ctl", "full", "side", "lock", "_reader", "_writer")
+
+    def __init__(self, q, ctl, full, side, lock, reader=None, writer=None):
+        self.q = q
+        self.ctl = ctl
+        self.full = full
+        self.side = side
+        self.lock = lock
+        self._reader = reader
+        self._writer = writer
+
+    def _rfd(self):
+        conn = self._reader() if self._reader is not None else None
+        return conn._bell_r if conn is not None else None
+
+    def _wfd(self):
+        conn = self._writer() if self._writer is not None else None
+        return conn._peer_bell_w if conn is not None else None
+
+    def _via_proc(self, fd, flags):
+        return os.open("/proc/self/fd/%d" % fd, flags | os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def _write(self):
+        wfd, opened = self._wfd(), None
+        try:
+            if wfd is None:
+                rfd = self._rfd()
+                if rfd is None:
+                    return
+                wfd = opened = self._via_proc(rfd, os.O_WRONLY)
+            os.write(wfd, b"\1")
+        except (BlockingIOError, BrokenPipeError):
+            pass  # already rung, or nobody left to hear it
+        except OSError:
+            pass  # closed meanwhile
+        finally:
+            if opened is not None:
+                os.close(opened)
+
+    def _drain(self):
+        rfd, opened = self._rfd(), None
+        try:
+            if rfd is None:
+                wfd = self._wfd()
+                if wfd is None:
+                    return
+                rfd = opened = self._via_proc(wfd, os.O_RDONLY)
+            while os.read(rfd, 4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+        finally:
+            if opened is not None:
+                os.close(opened)
+
+    def sync(self):
+        """Level mode: make the doorbell say whether a message waits."""
+        side, full = self.side, self.full
+        with self.lock:
+            if self.q.qsize():
+                if not full[side]:
+                    self._write()
+                    full[side] = 1
+            elif self._reader is not None:
+                # Drain even when it should be empty: a sender that rang it
+                # in armed mode just before the switch to level mode.
+                self._drain()
+                full[side] = 0
+            elif full[side]:
+                # A sender: the getter that emptied the ring syncs after us.
+                pass
+
+    def ring(self):
+        """After a put: level mode, sync; armed, wake the waiters."""
+        if self.ctl[2 + self.side]:
+            self.sync()
+        elif self.ctl[self.side]:
+            self._write()
+
+    def level_on(self):
+        """Switch the side to level mode (fileno() was asked for)."""
+        with self.lock:
+            if self.ctl[2 + self.side]:
+                return
+            self.ctl[2 + self.side] = 1
+            self._drain()       # stale bytes of armed mode
+            self.full[self.side] = 0
+        self.sync()
+
+    def arm(self):
+        """Count this thread as waiting on the doorbell (armed mode);
+        return whether it was counted (not in level mode)."""
+        with self.lock:
+            if self.ctl[2 + self.side]:
+                return False
+            self.ctl[self.side] += 1
+            return True
+
+    def disarm(self):
+        with self.lock:
+            if self.ctl[self.side]:
+                self.ctl[self.side] -= 1
+
+    def settle(self):
+        """After the doorbell woke a waiter that found no message: drain it
+        (armed) or sync it (level); return whether a message came meanwhile."""
+        with self.lock:
+            if not self.ctl[2 + self.side]:
+                self._drain()
+                if not self.q.qsize():
+                    return False
+                # Arrived between the wake and the drain: the other
+                # waiters must see it too.
+                self._write()
+                return True
+        self.sync()
+        return bool(self.q.qsize())
+
+
 def wait(object_list, timeout=None):
     '''
     Wait till an object in object_list is ready/readable.
@@ -896,8 +1061,8 @@ def wait(object_list, timeout=None):
     a fileno() method.
     '''
     rings = [o for o in object_list if isinstance(o, RingConnection)]
-    for conn in rings:
-        conn._ctl[conn._side] = 1
+    armed = [conn for conn in rings
+             if conn._bell is not None and conn._bell.arm()]
     try:
         with _WaitSelector() as selector:
             for obj in object_list:
@@ -917,8 +1082,7 @@ def wait(object_list, timeout=None):
                 for key, events in selector.select(timeout):
                     obj = key.fileobj
                     if isinstance(obj, _Bell):
-                        obj.conn._drain_bell()
-                        if not obj.conn._ready():
+                        if not obj.conn._ready() and not obj.conn._bell.settle():
                             continue
                         obj = obj.conn
                     result.append(obj)
@@ -932,9 +1096,8 @@ def wait(object_list, timeout=None):
                     if timeout < 0:
                         return []
     finally:
-        for conn in rings:
-            if conn._bell_r is not None:
-                conn._ctl[conn._side] = 0
+        for conn in armed:
+            conn._bell.disarm()
 
 
 #

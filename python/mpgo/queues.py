@@ -126,11 +126,15 @@ class Queue(object):
 
     def _setup(self):
         self._closed = False
-        self._q = self._reader._in
-        w = self._writer
+        r, w = self._reader, self._writer
+        self._q = r._in
         # put() rings the reader's doorbell only while somebody waits on it
-        # (connection.wait on q._reader) or selects on its fileno().
+        # (connection.wait on q._reader) or selects on its fileno(); this
+        # process holds both of its ends.
         self._ctl, self._armed, self._level = w._ctl, w._peer, 2 + w._peer
+        self._bell = connection._Doorbell(
+            r._in, w._ctl, r._bell.full, w._peer, r._bell.lock,
+            reader=weakref.ref(r), writer=weakref.ref(w))
         # put() and get() of a plain Queue are each one C call: pickling,
         # the ring and the doorbell. A subclass that overrides them, or the
         # pickling-error hook, keeps the Python methods below.
@@ -139,7 +143,7 @@ class Queue(object):
                 (cls.put is Queue.put or cls.get is Queue.get):
             fq = self._fq = _fast.Queue(self._reader._rin.handle)
             fq.configure(_dumps_msg, _loads, _pickle.dumps, _PLAIN, w._ctl, w._peer,
-                         2 + w._peer, w._peer_bell_w, self._reader._drain_if_empty,
+                         2 + w._peer, w._peer_bell_w, self._bell.sync,
                          f"Queue {self!r} is closed")
             if cls.put is Queue.put:
                 self.put = fq.put_obj
@@ -165,7 +169,7 @@ class Queue(object):
     def _ring(self):
         ctl = self._ctl
         if ctl[self._armed] or ctl[self._level]:
-            self._writer._ring_peer()
+            self._bell.ring()
 
     def put(self, obj, block=True, timeout=None):
         if self._closed:
@@ -193,7 +197,7 @@ class Queue(object):
         else:
             self._q.put(data, block, timeout)
         if self._ctl[self._armed] or self._ctl[self._level]:
-            self._writer._ring_peer()
+            self._bell.ring()
 
     def get(self, block=True, timeout=None):
         if self._closed:
@@ -202,7 +206,7 @@ class Queue(object):
             timeout = 0
         obj = self._q.get_obj(block, timeout, _loads)
         if self._ctl[self._level]:
-            self._reader._drain_if_empty()
+            self._bell.sync()
         return obj
 
     def put_bytes(self, data, block=True, timeout=None):
@@ -220,7 +224,10 @@ class Queue(object):
         self._check_closed()
         if timeout is not None and timeout < 0:
             timeout = 0
-        return self._q.get(block, timeout)
+        data = self._q.get(block, timeout)
+        if self._ctl[self._level]:
+            self._bell.sync()
+        return data
 
     def put_many(self, objs, block=True, timeout=None):
         """Put every object of objs, in order, under one lock hold where they
@@ -243,6 +250,8 @@ class Queue(object):
         if timeout is not None and timeout < 0:
             timeout = 0
         msgs = self._q.get_many(max_messages, block, timeout)
+        if self._ctl[self._level]:
+            self._bell.sync()
         if len(msgs) == 1 and msgs[0][-1:] == _OOB_TAG:
             # Larger than get_many's buffer, so alone: handed over as a
             # temporary, its bytes become the landing without a copy.
