@@ -8,7 +8,8 @@ CPython.
 An fd can be handed to a child being started: `DupFd(fd)` called while the
 child's Popen is pickling the process object passes the fd to the child at
 start-up (the engine maps it to a fixed fd number there). Outside of that,
-fds go through `resource_sharer` over a Unix socket.
+fds go through `resource_sharer` over a Unix socket, and so do the fds of
+send_handle()/recv_handle() over a Pipe() end (see _HandleRef).
 
 Adapted from CPython's Lib/multiprocessing/reduction.py (PSF License).
 """
@@ -339,14 +340,51 @@ def recvfds(sock, size):
     raise RuntimeError('Invalid data received')
 
 
+# A Pipe() end of mpgo is a pair of shared-memory rings, not a socket, so
+# SCM_RIGHTS cannot go along its messages. send_handle() over one hands a
+# dup of the fd to resource_sharer (what pickling a Connection does) and
+# sends a message saying where to fetch it; recv_handle() reads that
+# message and fetches the fd, with SCM_RIGHTS over an authenticated Unix
+# socket. The sender may close its fd at once, but must still be running
+# when the receiver calls recv_handle(). Over a socket Connection
+# (Listener/Client) both work as in CPython.
+
+
+class _HandleRef(object):
+    '''The message send_handle() sends over a Pipe() end.'''
+
+    __slots__ = ('dupfd',)
+
+    def __init__(self, dupfd):
+        self.dupfd = dupfd
+
+    def __reduce__(self):
+        return _HandleRef, (self.dupfd,)
+
+
+def _is_ring(conn):
+    from .connection import RingConnection
+    return isinstance(conn, RingConnection)
+
+
 def send_handle(conn, handle, destination_pid):
     '''Send a handle over a local connection.'''
+    if _is_ring(conn):
+        from . import resource_sharer
+        conn.send(_HandleRef(resource_sharer.DupFd(handle)))
+        return
     with socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as s:
         sendfds(s, [handle])
 
 
 def recv_handle(conn):
     '''Receive a handle over a local connection.'''
+    if _is_ring(conn):
+        msg = conn.recv()
+        if not isinstance(msg, _HandleRef):
+            raise RuntimeError('Invalid data received: %s, not a handle sent '
+                               'with send_handle()' % type(msg).__name__)
+        return msg.dupfd.detach()
     with socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as s:
         return recvfds(s, 1)[0]
 
