@@ -18,6 +18,8 @@ able to start processes whose targets live in __main__.
 import os
 import sys
 
+__all__ = ['main']
+
 _USAGE = """\
 usage: python -m mpgo script.py [args...]
        python -m mpgo -m module [args...]

@@ -11,6 +11,8 @@ import queue
 import re
 import threading
 
+__all__ = ['exception', 'translate']
+
 EMPTY, FULL, TIMEOUT, CLOSED, OS, VALUE, PROCESS, AUTH, FORKED, BROKEN, \
     TOOSHORT, INTERNAL, NOTOWNER, TOOMANY, INTERRUPT, NOTSUPPORTED = range(1, 17)
 

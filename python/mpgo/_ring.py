@@ -12,6 +12,8 @@ import weakref
 from . import heap
 from ._engine import call as _call, fast as _fast
 
+__all__ = ['Ring', 'attach']
+
 
 def _close(handle):
     try:
