@@ -34,7 +34,7 @@ setup(
     license="BSD-3-Clause",
     python_requires=">=3.9",
     package_dir={"": "python"},
-    packages=["mpgo", "mpgo.dummy"],
+    packages=["mpgo", "mpgo.dummy", "mpgo._boot"],
     ext_modules=[Extension("mpgo._native._pybind", sources=[])],
     cmdclass={"build_ext": GoBuildExt},
     extras_require={"test": ["pytest", "numpy"],

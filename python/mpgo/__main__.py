@@ -136,6 +136,7 @@ def main(argv):
 
     from . import _alias
     _alias.install()
+    _alias.propagate()
     _install_excepthook()
     if argv[0] == '-m':
         _run_module(argv[1], argv[2:])
