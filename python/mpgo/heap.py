@@ -160,8 +160,31 @@ def allocate(size, align=16):
     return blk
 
 
+_NO_HEAP = ("mpgo has no %s: shared memory comes from the engine's memfd "
+            "arenas and their allocator (core/shm), not from CPython's "
+            "Python-level heap (Heap, Arena, BufferWrapper._heap)")
+
+
+class _NoHeap(object):
+    """Stands for CPython's BufferWrapper._heap: fails loudly."""
+
+    def __get__(self, obj, objtype=None):
+        raise AttributeError(_NO_HEAP % "BufferWrapper._heap")
+
+    def __set__(self, obj, value):
+        raise AttributeError(_NO_HEAP % "BufferWrapper._heap")
+
+
+def __getattr__(name):
+    if name in ("Heap", "Arena"):
+        raise AttributeError(_NO_HEAP % ("heap." + name))
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
+
 class BufferWrapper:
     """CPython's heap.BufferWrapper interface over a Block."""
+
+    _heap = _NoHeap()
 
     def __init__(self, size):
         if size < 0:
