@@ -1063,6 +1063,8 @@ class _CorePool(object):
         p.name = 'SpawnPoolWorker'
         p.daemon = True
         data = _SpawnData()
+        # The workers are of the pool's context (its objects may go to them).
+        data.method = ctx.get_start_method()
         try:
             fp = io.BytesIO()
             set_spawning_popen(data)

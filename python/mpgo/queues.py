@@ -117,6 +117,7 @@ class Queue(object):
         self._maxsize = maxsize
         self._opid = os.getpid()
         self._ignore_epipe = False
+        self._is_fork_ctx = context.reduction._created_in_fork_context(ctx)
         if self._feeder:
             _FeederQueue._init(self, maxsize, ctx)
             return
@@ -281,6 +282,8 @@ class Queue(object):
 
     def __reduce_ex__(self, protocol):
         # The C put/get bound into __dict__ must not be pickled.
+        context.reduction._check_fork_context(
+            self.__dict__.get('_is_fork_ctx', False))
         return (_rebuild_queue, (type(self), self.__getstate__()))
 
     def close(self):
@@ -614,6 +617,7 @@ class SimpleQueue(object):
     def __init__(self, *, ctx=None):
         self._reader, self._writer = connection._ring_pipe(False)
         self._poll = self._reader.poll
+        self._is_fork_ctx = context.reduction._created_in_fork_context(ctx)
 
     def close(self):
         self._reader.close()
@@ -623,6 +627,8 @@ class SimpleQueue(object):
         return not self._poll()
 
     def __getstate__(self):
+        context.reduction._check_fork_context(
+            self.__dict__.get('_is_fork_ctx', False))
         return (self._reader, self._writer)
 
     def __setstate__(self, state):

@@ -408,6 +408,30 @@ def _duplicate_for_child(popen, fd):
     return popen.duplicate_for_child(fd)
 
 
+def _created_in_fork_context(ctx):
+    '''Whether an object made for ctx (None: the default context, left
+    unset) belongs to the 'fork' start method.'''
+    if ctx is None:
+        d = context._default_context
+        ctx = d._actual_context or d._default_context
+    return ctx.get_start_method() == 'fork'
+
+
+def _check_fork_context(created_in_fork):
+    '''As CPython: an object of a 'fork' context (its locks, queues) may
+    not go to a child being started by another start method. mpgo's own
+    objects would work there, but code relies on CPython's error; passing
+    them at any other time (over a queue) is allowed.'''
+    if not created_in_fork:
+        return
+    popen = context.get_spawning_popen()
+    if popen is not None and getattr(popen, 'method', 'fork') != 'fork':
+        raise RuntimeError('A SemLock created in a fork context is being '
+                           'shared with a process in a spawn context. This is '
+                           'not supported. Please use the same context to create '
+                           'multiprocessing objects and Process.')
+
+
 def DupFd(fd):
     '''Return a wrapper for an fd.'''
     popen_obj = context.get_spawning_popen()
