@@ -21,8 +21,19 @@ import os
 import threading
 import time
 
-from . import pool as _pool
 from . import util
+
+
+class _Pool(object):
+    """mpgo.pool, imported when first used: a worker process imports this
+    module (its target) before mpgo.pool, which imports it."""
+
+    def __getattr__(self, name):
+        from . import pool
+        return getattr(pool, name)
+
+
+_pool = _Pool()
 
 __all__ = ['QueuePool', 'worker']
 
