@@ -79,7 +79,7 @@ def no_leaks():
     # suite does after its tests (util._cleanup_tests); it unlinks what is
     # still registered.
     tracker = sys.modules.get('mpgo.resource_tracker')
-    if tracker is not None and tracker._resource_tracker._pid is not None:
+    if tracker is not None and tracker._resource_tracker._fd is not None:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             tracker._resource_tracker._stop()
