@@ -991,7 +991,11 @@ class _Doorbell(object):
         """Level mode: make the doorbell say whether a message waits."""
         side, full = self.side, self.full
         with self.lock:
-            if self.q.qsize():
+            try:
+                n = self.q.qsize()
+            except OSError:
+                return      # the ring is closed (the connection with it)
+            if n:
                 if not full[side]:
                     self._write()
                     full[side] = 1
@@ -1000,9 +1004,8 @@ class _Doorbell(object):
                 # in armed mode just before the switch to level mode.
                 self._drain()
                 full[side] = 0
-            elif full[side]:
-                # A sender: the getter that emptied the ring syncs after us.
-                pass
+            # else a sender with the ring empty: the getter that emptied it
+            # syncs after us.
 
     def ring(self):
         """After a put: level mode, sync; armed, wake the waiters."""
