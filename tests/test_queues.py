@@ -161,6 +161,52 @@ class TestQueueInOneProcess:
             q.get()
         q.close()                # twice is fine
 
+    def test_close_releases_fds_at_once(self):
+        import os
+        def fds():
+            return len(os.listdir('/proc/self/fd'))
+        before = fds()
+        qs = [cls() for cls in (mpgo.Queue, mpgo.SimpleQueue) for _ in range(10)]
+        assert fds() > before
+        for q in qs:
+            q.put(1)
+            q.close()
+        # qs still holds every queue: close() itself let go of the fds.
+        assert fds() == before
+        # A JoinableQueue keeps its ring (one fd) for task_done() and join().
+        jqs = [mpgo.JoinableQueue() for _ in range(10)]
+        for q in jqs:
+            q.put(1)
+            q.close()
+        assert fds() == before + len(jqs)
+        del q, jqs
+        assert fds() == before
+
+    def test_empty_after_close(self):
+        # As CPython 3.13's test_closed_queue_empty_exceptions: an unused
+        # closed queue is empty, a used one raises OSError.
+        for cls in (mpgo.Queue, mpgo.JoinableQueue):
+            q = cls()
+            q.close()
+            q.join_thread()
+            assert q.empty()
+            q = cls()
+            q.put('foo')
+            q.close()
+            q.join_thread()
+            with pytest.raises(OSError, match='is closed'):
+                q.empty()
+
+    def test_joinable_after_close(self):
+        # task_done() and join() do not need the queue open, as in CPython.
+        q = mpgo.JoinableQueue()
+        q.put(1)
+        assert q.get(timeout=LONG) == 1
+        q.close()
+        q.task_done()
+        q.join()
+        assert q.qsize() == 0
+
     def test_join_thread_without_puts(self):
         q = mpgo.Queue()
         q.close()

@@ -123,9 +123,18 @@ static int semlock_init(SemLock *s, PyObject *args, PyObject *kw) {
 }
 
 static void semlock_dealloc(SemLock *s) {
+	PyObject_GC_UnTrack(s);
 	if (s->weakreflist) PyObject_ClearWeakRefs((PyObject *)s);
 	if (s->w) PyBuffer_Release(&s->view);
 	Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+/* semlock_traverse shows the collector the region's exporter. There is no
+ * tp_clear: the lock words live there, so the view is released only with
+ * the lock itself (a cycle through it is broken at its other members). */
+static int semlock_traverse(SemLock *s, visitproc visit, void *arg) {
+	if (s->w) Py_VISIT(s->view.obj);
+	return 0;
 }
 
 static inline int mine(SemLock *s) {
@@ -369,11 +378,12 @@ static PyTypeObject SemLockType = {
 	PyVarObject_HEAD_INIT(NULL, 0)
 	.tp_name = "mpgo._native._fast.SemLock",
 	.tp_basicsize = sizeof(SemLock),
-	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
 	.tp_doc = "A Lock or RLock in shared memory (core/sync layout).",
 	.tp_init = (initproc)semlock_init,
 	.tp_new = PyType_GenericNew,
 	.tp_dealloc = (destructor)semlock_dealloc,
+	.tp_traverse = (traverseproc)semlock_traverse,
 	.tp_methods = semlock_methods,
 	.tp_members = semlock_members,
 	.tp_getset = semlock_getset,
@@ -557,11 +567,17 @@ typedef struct {
 	PyObject_HEAD
 	int64_t h;
 	/* Set by configure() for a Queue's put_obj/get_obj: */
-	PyObject *dumps, *loads, *plain_dumps, *plain_types, *on_drain, *closed_msg;
+	PyObject *dumps, *loads, *plain_dumps, *plain_types, *closed_msg;
+	/* on_sync keeps the doorbell exact in level mode: a method of the
+	 * doorbell, which holds only weak references to connections, so that a
+	 * Queue object never refers back to its owner. */
+	PyObject *on_sync;
 	Py_buffer ctl_view;  /* the pipe's control words (see RingConnection) */
 	uint32_t *ctl;
+	/* bell_fd is the reader's doorbell a put rings (-1: none). */
 	int armed, level, bell_fd, closed;
 	char proto;  /* plain_dumps's protocol byte if scalars may skip it, else 0 */
+	char used;   /* put_obj was called: a Queue's close() then closes for good */
 } QueueObj;
 
 static int queue_init(QueueObj *q, PyObject *args, PyObject *kw) {
@@ -572,14 +588,36 @@ static int queue_init(QueueObj *q, PyObject *args, PyObject *kw) {
 	return 0;
 }
 
-static void queue_dealloc(QueueObj *q) {
+/* queue_clear drops what configure() gave; the object then says "queue not
+ * configured" instead of using it. */
+static int queue_clear(QueueObj *q) {
 	Py_CLEAR(q->dumps);
 	Py_CLEAR(q->loads);
 	Py_CLEAR(q->plain_dumps);
 	Py_CLEAR(q->plain_types);
-	Py_CLEAR(q->on_drain);
 	Py_CLEAR(q->closed_msg);
-	if (q->ctl) PyBuffer_Release(&q->ctl_view);
+	Py_CLEAR(q->on_sync);
+	if (q->ctl) {
+		q->ctl = NULL;
+		PyBuffer_Release(&q->ctl_view);
+	}
+	return 0;
+}
+
+static int queue_traverse(QueueObj *q, visitproc visit, void *arg) {
+	Py_VISIT(q->dumps);
+	Py_VISIT(q->loads);
+	Py_VISIT(q->plain_dumps);
+	Py_VISIT(q->plain_types);
+	Py_VISIT(q->closed_msg);
+	Py_VISIT(q->on_sync);
+	if (q->ctl) Py_VISIT(q->ctl_view.obj);
+	return 0;
+}
+
+static void queue_dealloc(QueueObj *q) {
+	PyObject_GC_UnTrack(q);
+	queue_clear(q);
 	Py_TYPE(q)->tp_free((PyObject *)q);
 }
 
@@ -775,8 +813,16 @@ typedef struct {
 } Landing;
 
 static void landing_dealloc(Landing *l) {
+	PyObject_GC_UnTrack(l);
 	Py_CLEAR(l->owner);
 	Py_TYPE(l)->tp_free((PyObject *)l);
+}
+
+/* landing_traverse: no tp_clear, as views may still point into owner (a
+ * bytes object, which refers to nothing, so it never closes a cycle). */
+static int landing_traverse(Landing *l, visitproc visit, void *arg) {
+	Py_VISIT(l->owner);
+	return 0;
 }
 
 static int landing_getbuffer(Landing *l, Py_buffer *view, int flags) {
@@ -790,9 +836,10 @@ static PyTypeObject LandingType = {
 	PyVarObject_HEAD_INIT(NULL, 0)
 	.tp_name = "mpgo._native._fast.Landing",
 	.tp_basicsize = sizeof(Landing),
-	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
 	.tp_doc = "A received out-of-band message, exported writable (not instantiable).",
 	.tp_dealloc = (destructor)landing_dealloc,
+	.tp_traverse = (traverseproc)landing_traverse,
 	.tp_as_buffer = &landing_as_buffer,
 };
 
@@ -816,9 +863,10 @@ static PyObject *oob_load(PyObject *m, int sole) {
 	}
 	PyObject *land;
 	if (PyBytes_CheckExact(m) && sole) {
-		Landing *l = PyObject_New(Landing, &LandingType);
+		Landing *l = PyObject_GC_New(Landing, &LandingType);
 		if (!l) { Py_DECREF(m); return NULL; }
 		l->owner = m;
+		PyObject_GC_Track(l);
 		land = (PyObject *)l;
 	} else {
 		land = PyByteArray_FromObject(m);
@@ -1047,9 +1095,11 @@ static int fold_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
 
 /* configure(dumps, loads, plain_dumps, plain_types, ctl, armed, level,
  * bell_fd, on_sync, closed_msg) readies put_obj/get_obj for a Queue:
- * pickling, the doorbell of its reader, and the message of a closed queue.
- * on_sync is called after each put and get while ctl[level] is set: it
- * makes the doorbell match the ring (connection._Doorbell.sync). */
+ * pickling, the doorbell of its reader (rung by puts while somebody waits
+ * on it), and the message of a closed queue. on_sync (None: never) is
+ * called after each put and get while ctl[level] is set: it makes the
+ * doorbell match the ring, under the doorbell's lock
+ * (connection._Doorbell.sync, which refers to no connection). */
 static PyObject *queue_configure(QueueObj *q, PyObject *const *args, Py_ssize_t nargs) {
 	if (nargs != 10) {
 		PyErr_SetString(PyExc_TypeError, "configure() takes 10 arguments");
@@ -1057,6 +1107,10 @@ static PyObject *queue_configure(QueueObj *q, PyObject *const *args, Py_ssize_t 
 	}
 	int armed = PyLong_AsLong(args[5]), level = PyLong_AsLong(args[6]), fd = PyLong_AsLong(args[7]);
 	if (PyErr_Occurred()) return NULL;
+	if (args[8] != Py_None && !PyCallable_Check(args[8])) {
+		PyErr_SetString(PyExc_TypeError, "configure(): on_sync must be callable or None");
+		return NULL;
+	}
 	if (q->ctl) { PyBuffer_Release(&q->ctl_view); q->ctl = NULL; }
 	if (PyObject_GetBuffer(args[4], &q->ctl_view, PyBUF_WRITABLE) < 0) return NULL;
 	if (q->ctl_view.len < 16 || armed < 0 || armed > 3 || level < 0 || level > 3) {
@@ -1068,11 +1122,10 @@ static PyObject *queue_configure(QueueObj *q, PyObject *const *args, Py_ssize_t 
 	q->armed = armed;
 	q->level = level;
 	q->bell_fd = fd;
+	Py_XSETREF(q->on_sync, args[8] == Py_None ? NULL : Py_NewRef(args[8]));
 	PyObject **slots[] = {&q->dumps, &q->loads, &q->plain_dumps, &q->plain_types};
 	for (int i = 0; i < 4; i++) { Py_INCREF(args[i]); Py_XSETREF(*slots[i], args[i]); }
 	q->proto = scalar_proto(args[2]);
-	Py_INCREF(args[8]);
-	Py_XSETREF(q->on_drain, args[8]);
 	Py_INCREF(args[9]);
 	Py_XSETREF(q->closed_msg, args[9]);
 	Py_RETURN_NONE;
@@ -1098,17 +1151,26 @@ static int queue_check_ready(QueueObj *q) {
 /* ring_bell wakes a reader waiting in connection.wait() or poll(); most
  * puts find nobody there and make no call. Once somebody selects on the
  * reader's fileno() (level mode), the doorbell must be readable exactly
- * while a message waits, which on_drain sees to under the doorbell's lock;
+ * while a message waits, which on_sync sees to under the doorbell's lock;
  * the message is in by then, so an error there is reported, not raised. */
+static void sync_bell(QueueObj *q);
+
 static inline void ring_bell(QueueObj *q) {
 	if (__atomic_load_n(&q->ctl[q->level], __ATOMIC_SEQ_CST)) {
-		PyObject *d = PyObject_CallNoArgs(q->on_drain);
-		if (d) Py_DECREF(d);
-		else PyErr_WriteUnraisable(q->on_drain);
+		sync_bell(q);
 	} else if (__atomic_load_n(&q->ctl[q->armed], __ATOMIC_SEQ_CST)) {
 		char one = 1;
 		if (write(q->bell_fd, &one, 1) < 0) { /* full or gone: fine */ }
 	}
+}
+
+/* sync_bell calls on_sync (level mode, after a put or a get). The message
+ * is in, or ours, by then: an error is reported, never raised. */
+static void sync_bell(QueueObj *q) {
+	if (!q->on_sync) return;
+	PyObject *d = PyObject_CallNoArgs(q->on_sync);
+	if (d) Py_DECREF(d);
+	else PyErr_WriteUnraisable(q->on_sync);
 }
 
 /* scalar_bytes returns obj pickled by scalar_dumps as a bytes object, or
@@ -1133,6 +1195,7 @@ static PyObject *queue_put_obj(QueueObj *q, PyObject *const *args, Py_ssize_t na
 		return NULL;
 	}
 	if (queue_check_ready(q) < 0) return NULL;
+	q->used = 1;
 	PyObject *obj = a[0];
 	PyObject *rest[3];
 	rest[1] = a[1] ? a[1] : Py_True;
@@ -1186,12 +1249,8 @@ static PyObject *queue_get_obj2(QueueObj *q, PyObject *const *args, Py_ssize_t n
 	ga[2] = q->loads;
 	PyObject *r = queue_get_obj(q, ga, 3);
 	Py_XDECREF(tobj);
-	if (r && __atomic_load_n(&q->ctl[q->level], __ATOMIC_SEQ_CST)) {
-		/* Level mode (see ring_bell): the message is ours, never lose it. */
-		PyObject *d = PyObject_CallNoArgs(q->on_drain);
-		if (d) Py_DECREF(d);
-		else PyErr_WriteUnraisable(q->on_drain);
-	}
+	if (r && __atomic_load_n(&q->ctl[q->level], __ATOMIC_SEQ_CST))
+		sync_bell(q);  /* level mode (see ring_bell): the message is ours */
 	return r;
 }
 
@@ -1357,6 +1416,7 @@ static PyMethodDef queue_methods[] = {
 
 static PyMemberDef queue_members[] = {
 	{"handle", T_LONGLONG, offsetof(QueueObj, h), READONLY, NULL},
+	{"used", T_BOOL, offsetof(QueueObj, used), READONLY, "put_obj() was called"},
 	{NULL},
 };
 
@@ -1364,11 +1424,13 @@ static PyTypeObject QueueType = {
 	PyVarObject_HEAD_INIT(NULL, 0)
 	.tp_name = "mpgo._native._fast.Queue",
 	.tp_basicsize = sizeof(QueueObj),
-	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
 	.tp_doc = "Byte messages on a shared-memory ring (core/queue), by engine handle.",
 	.tp_init = (initproc)queue_init,
 	.tp_new = PyType_GenericNew,
 	.tp_dealloc = (destructor)queue_dealloc,
+	.tp_traverse = (traverseproc)queue_traverse,
+	.tp_clear = (inquiry)queue_clear,
 	.tp_methods = queue_methods,
 	.tp_members = queue_members,
 };

@@ -86,11 +86,22 @@ static int pw_init(PoolWorkerObj *w, PyObject *args, PyObject *kw) {
 }
 
 static void pw_dealloc(PoolWorkerObj *w) {
+	PyObject_GC_UnTrack(w);
 	if (w->h) mpgo_pool_worker_close(w->h);
 	PyMem_RawFree(w->buf);
 	plainbuf_free(&w->out);
 	Py_CLEAR(w->last_fn);
 	Py_TYPE(w)->tp_free((PyObject *)w);
+}
+
+static int pw_traverse(PoolWorkerObj *w, visitproc visit, void *arg) {
+	Py_VISIT(w->last_fn);
+	return 0;
+}
+
+static int pw_clear(PoolWorkerObj *w) {
+	Py_CLEAR(w->last_fn);
+	return 0;
 }
 
 static PyObject *pw_ready(PoolWorkerObj *w, PyObject *unused) {
@@ -497,11 +508,13 @@ static PyTypeObject PoolWorkerType = {
 	PyVarObject_HEAD_INIT(NULL, 0)
 	.tp_name = "mpgo._native._fast.PoolWorker",
 	.tp_basicsize = sizeof(PoolWorkerObj),
-	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
 	.tp_doc = "PoolWorker(args): the worker end of a core/pool pool.",
 	.tp_new = PyType_GenericNew,
 	.tp_init = (initproc)pw_init,
 	.tp_dealloc = (destructor)pw_dealloc,
+	.tp_traverse = (traverseproc)pw_traverse,
+	.tp_clear = (inquiry)pw_clear,
 	.tp_methods = pw_methods,
 };
 
@@ -787,7 +800,18 @@ static int sub_init(SubmitterObj *s, PyObject *args, PyObject *kw) {
 	return 0;
 }
 
+static int sub_traverse(SubmitterObj *s, visitproc visit, void *arg) {
+	Py_VISIT(s->dumps);
+	return 0;
+}
+
+static int sub_clear(SubmitterObj *s) {
+	Py_CLEAR(s->dumps);
+	return 0;
+}
+
 static void sub_dealloc(SubmitterObj *s) {
+	PyObject_GC_UnTrack(s);
 	Py_CLEAR(s->dumps);
 	if (s->cb) plainbuf_free(&s->cb->b);
 	PyMem_Free(s->cb);
@@ -804,6 +828,10 @@ static PyObject *sub_add(SubmitterObj *s, PyObject *const *args, Py_ssize_t narg
 		return NULL;
 	}
 	chunk_batch *cb = s->cb;
+	if (!cb || !s->dumps) {
+		PyErr_SetString(PyExc_RuntimeError, "Submitter not initialised");
+		return NULL;
+	}
 	if (cb->n >= SUB_CAP) {
 		PyErr_SetString(PyExc_RuntimeError, "mpgo pool: too many tasks held back");
 		return NULL;
@@ -956,11 +984,13 @@ static PyTypeObject SubmitterType = {
 	PyVarObject_HEAD_INIT(NULL, 0)
 	.tp_name = "mpgo._native._fast.Submitter",
 	.tp_basicsize = sizeof(SubmitterObj),
-	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
 	.tp_doc = "Submitter(queue, dumps): apply() tasks of a pool, put in batches.",
 	.tp_new = PyType_GenericNew,
 	.tp_init = (initproc)sub_init,
 	.tp_dealloc = (destructor)sub_dealloc,
+	.tp_traverse = (traverseproc)sub_traverse,
+	.tp_clear = (inquiry)sub_clear,
 	.tp_methods = sub_methods,
 };
 

@@ -522,7 +522,10 @@ class RingConnection(Connection):
         # send() and recv() are each one C call in the common case: the
         # pickling, the ring and the doorbell, as a Queue's put and get.
         # Each direction gets a Queue object of its own, configured with the
-        # doorbell of the side that direction wakes.
+        # doorbell of the side that direction wakes (a send rings it; in
+        # level mode both sync it). They hold an fd and the doorbell's
+        # sync, never a method of self: the doorbells refer to this
+        # connection only weakly, so dropping it frees everything at once.
         self._put_obj = self._get_obj = None
         if writable:
             fq = _fast.Queue(rout.handle)
@@ -534,7 +537,7 @@ class RingConnection(Connection):
         if readable:
             fq = _fast.Queue(rin.handle)
             fq.configure(_dumps_msg, _loads, _pickle_dumps, reduction._PLAIN,
-                         self._ctl, side, 2 + side, self._bell_r,
+                         self._ctl, side, 2 + side, -1,
                          self._bell.sync, "connection is closed")
             self._get_obj = fq.get_obj2
         super().__init__(self._bell_r if readable else self._peer_bell_w,
@@ -542,6 +545,11 @@ class RingConnection(Connection):
 
     def _close(self, _close=os.close):
         self._alive.acquire(False)
+        # Whoever still holds a C send or recv must not touch the fds after
+        # they are closed (their numbers may be reused).
+        for m in (self._put_obj, self._get_obj):
+            if m is not None:
+                m.__self__.set_closed(True)
         for fd in (self._bell_r, self._peer_bell_w):
             if fd is not None:
                 _close(fd)

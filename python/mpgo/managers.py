@@ -91,6 +91,22 @@ class Token(object):
 # Function for communication with a manager's server process
 #
 
+# Seconds a manager's process whose parent died gets to exit cleanly (the
+# exit handlers run) before it exits without them.
+_PARENT_GONE_GRACE = 3.0
+
+
+def _stop_when_gone(server, parent):
+    sentinel = parent.sentinel
+    if sentinel is None:
+        sentinel = os.pidfd_open(parent.pid)
+    process._wait_readable(sentinel)
+    util.info('manager: parent process %s exited, shutting down', parent.pid)
+    server._stop()
+    time.sleep(_PARENT_GONE_GRACE)
+    os._exit(0)
+
+
 def dispatch(c, id, methodname, args=(), kwds={}):
     '''
     Send a message to manager using connection `c` and return response
@@ -169,12 +185,12 @@ class Server(object):
         self.id_to_refcount = {}
         self.id_to_local_proxy_obj = {}
         self.mutex = threading.Lock()
+        self.stop_event = threading.Event()
 
     def serve_forever(self):
         '''
         Run the server forever
         '''
-        self.stop_event = threading.Event()
         process.current_process()._manager_server = self
         try:
             accepter = threading.Thread(target=self.accepter)
@@ -378,6 +394,20 @@ class Server(object):
             traceback.print_exc()
         finally:
             self.stop_event.set()
+
+    def _stop(self):
+        '''Shut down without a client's shutdown(): serve_forever() returns
+        and the server process exits.'''
+        self.stop_event.set()
+
+    def _stop_with(self, parent):
+        '''Stop serving once parent, the process that started this server,
+        has exited, however it exited (SIGKILL included): CPython documents
+        that a manager's process shuts down when its parent exits, and
+        nothing else would ever stop this one. The watch is the parent's
+        pidfd, whatever started this process.'''
+        threading.Thread(target=_stop_when_gone, args=(self, parent),
+                         name='mpgo-manager-parent-watch', daemon=True).start()
 
     def create(self, c, typeid, /, *args, **kwds):
         '''
@@ -604,7 +634,10 @@ class BaseManager(object):
         writer.send(server.address)
         writer.close()
 
-        # run the manager
+        # run the manager, until the parent that started it exits
+        parent = process.parent_process()
+        if parent is not None:
+            server._stop_with(parent)
         util.info('manager serving at %r', server.address)
         server.serve_forever()
 
@@ -1318,6 +1351,11 @@ if HAS_SHMEM:
             "Call unlink() on all tracked shared memory, terminate the Server."
             self.shared_memory_context.unlink()
             return Server.shutdown(self, c)
+
+        def _stop(self):
+            # Its parent exited without shutdown(): the blocks go all the same.
+            self.shared_memory_context.unlink()
+            Server._stop(self)
 
         def track_segment(self, c, segment_name):
             "Adds the supplied shared memory block name to Server's tracker."

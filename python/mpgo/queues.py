@@ -26,9 +26,12 @@ thread and no lock. That gives, within CPython's API:
   share a queue with Python (see examples/queue).
 
 The queue's _reader and _writer are the pipe's ends, as in CPython, so
-connection.wait() works on q._reader. close(), join_thread() and
+connection.wait() works on q._reader. join_thread() and
 cancel_join_thread() keep their meaning for callers but have nothing to
-flush.
+flush. close() releases at once what this process holds of the queue (its
+doorbell fds and its mapping of the ring; a JoinableQueue keeps the ring
+for task_done() and join()); a queue dropped without close() releases the
+same when its last reference goes.
 
 A subclass that overrides the feeder thread (_start_thread or _feed, as
 loky's Queue does to pickle with its own reducers), or _reset or
@@ -45,7 +48,6 @@ __all__ = ['Queue', 'SimpleQueue', 'JoinableQueue']
 import collections
 import errno
 import os
-import sys
 import threading
 import time
 import types
@@ -127,6 +129,7 @@ class Queue(object):
 
     def _setup(self):
         self._closed = False
+        self._used = False
         r, w = self._reader, self._writer
         self._q = r._in
         # put() rings the reader's doorbell only while somebody waits on it
@@ -175,6 +178,7 @@ class Queue(object):
     def put(self, obj, block=True, timeout=None):
         if self._closed:
             self._check_closed()
+        self._used = True
         if timeout is not None and timeout < 0:
             timeout = 0
         if type(obj) is bytes and len(obj) >= _RAW_MIN:
@@ -269,7 +273,20 @@ class Queue(object):
         return self._q.qsize()
 
     def empty(self):
+        if self._closed:
+            return self._closed_empty()
         return self._q.qsize() == 0
+
+    def _closed_empty(self):
+        # As CPython's, whose close() closes the pipe only once a put()
+        # started the feeder thread.
+        fq = self.__dict__.get('_fq')
+        if self._used or (fq is not None and fq.used):
+            raise OSError(errno.EBADF, "handle is closed")
+        try:
+            return self._q.qsize() == 0
+        except OSError:
+            return True  # released by close(): nothing was put here
 
     def full(self):
         return self._q.qsize() >= self._maxsize
@@ -288,8 +305,16 @@ class Queue(object):
 
     def close(self):
         self._closed = True
-        if '_fq' in self.__dict__:
-            self._fq.set_closed(True)
+        fq = self.__dict__.get('_fq')
+        if fq is not None:
+            fq.set_closed(True)
+        self._release()
+
+    def _release(self):
+        # The pipe ends hold the doorbells and the ring; the ring's handle
+        # closes (unmapping it here) when the last of them lets go.
+        self._reader.close()
+        self._writer.close()
 
     def join_thread(self):
         assert self._closed, "Queue {0!r} not closed".format(self)
@@ -579,6 +604,13 @@ class _FeederQueue(object):
 
 
 class JoinableQueue(Queue):
+
+    def _release(self):
+        # task_done() and join() work after close(), as with CPython's
+        # semaphore and condition: they count on the ring, kept until the
+        # queue is dropped.
+        self._ring = self._reader._rin
+        super()._release()
 
     def task_done(self):
         try:
