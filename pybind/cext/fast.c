@@ -129,11 +129,12 @@ static void semlock_dealloc(SemLock *s) {
 	Py_TYPE(s)->tp_free((PyObject *)s);
 }
 
-/* semlock_traverse shows the collector the region's exporter. There is no
- * tp_clear: the lock words live there, so the view is released only with
- * the lock itself (a cycle through it is broken at its other members). */
+/* semlock_traverse visits nothing. The only object a SemLock holds is the
+ * exporter of its region (a memoryview over an arena map), which refers to
+ * nothing that could lead back to the lock; shown to the collector, a
+ * memoryview found in a garbage cycle is cleared while the lock still
+ * holds a buffer from it, and releasing that buffer then crashes. */
 static int semlock_traverse(SemLock *s, visitproc visit, void *arg) {
-	if (s->w) Py_VISIT(s->view.obj);
 	return 0;
 }
 
@@ -611,7 +612,7 @@ static int queue_traverse(QueueObj *q, visitproc visit, void *arg) {
 	Py_VISIT(q->plain_types);
 	Py_VISIT(q->closed_msg);
 	Py_VISIT(q->on_sync);
-	if (q->ctl) Py_VISIT(q->ctl_view.obj);
+	/* Not ctl_view's exporter: see semlock_traverse. */
 	return 0;
 }
 
