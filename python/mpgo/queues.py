@@ -362,12 +362,11 @@ class _FeederQueue(object):
     overrides see every attribute they expect.'''
 
     def _init(self, maxsize, ctx):
-        from . import context as _context
-        ctx = ctx or _context._default_context.get_context()
+        from . import synchronize
         self._reader, self._writer = connection.Pipe(duplex=False)
-        self._rlock = ctx.Lock()
-        self._wlock = ctx.Lock()
-        self._sem = ctx.BoundedSemaphore(maxsize)
+        self._rlock = synchronize.Lock(ctx=ctx)
+        self._wlock = synchronize.Lock(ctx=ctx)
+        self._sem = synchronize.BoundedSemaphore(maxsize, ctx=ctx)
         self._reset()
         register_after_fork(self, type(self)._after_fork)
 
@@ -622,6 +621,15 @@ class JoinableQueue(Queue):
         self._q.join(None)
 
 
+# CPython's feeder machinery on Queue itself, for the overrides of a
+# _FeederQueue subclass that call up to it (super()._start_thread()); a
+# plain Queue has no buffer or feeder to use it with.
+for _name in ('_start_thread', '_feed', '_reset', '_after_fork',
+              '_finalize_join', '_finalize_close'):
+    setattr(Queue, _name, vars(_FeederQueue)[_name])
+del _name
+
+
 class _LazyLock(object):
     '''A Lock made on first access and kept in the instance's __dict__
     (which an assignment also sets, as a subclass's __setstate__ does).'''
@@ -632,9 +640,9 @@ class _LazyLock(object):
     def __get__(self, obj, objtype=None):
         if obj is None:
             return self
-        from . import context as _context
-        lock = _context._default_context.get_context().Lock()
-        return obj.__dict__.setdefault(self.name, lock)
+        # Not through the default context, which would fix its start method.
+        from .synchronize import Lock
+        return obj.__dict__.setdefault(self.name, Lock())
 
 
 class SimpleQueue(object):
