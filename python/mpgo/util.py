@@ -508,7 +508,7 @@ def spawnv_passfds(path, args, passfds):
         if sys.version_info >= (3, 11):
             import subprocess
             return _posixsubprocess.fork_exec(
-                args, [path], True, passfds, None, None,
+                args, [os.fsencode(path)], True, passfds, None, None,
                 -1, -1, -1, -1, -1, -1, errpipe_read, errpipe_write,
                 False, False, -1, None, None, None, -1, None,
                 subprocess._USE_VFORK)
