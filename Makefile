@@ -8,7 +8,7 @@ PYTEST  = PYTHONPATH=$(CURDIR)/python $(PY) -m pytest
 PYTHONS = $(shell python3 tools/pythons.py || echo no-interpreter-for-a-supported-python)
 # Dev-only packages every supported Python needs to build and test mpgo
 # (`make deps`): add what a test needs here.
-DEV_DEPS = pybindgen pytest numpy cloudpickle "distributed>=2024.1"
+DEV_DEPS = pybindgen pytest numpy cloudpickle "distributed>=2024.1" joblib loky pebble
 WHEELTOOLS = _build/wheeltools
 
 .PHONY: help deps build generate capi test test-all test-go test-race test-c test-py wheel wheel-test bench lint fmt clean

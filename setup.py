@@ -59,7 +59,7 @@ setup(
     # (see README, "Differences from the standard library").
     install_requires=["cloudpickle>=3.0"],
     package_dir={"": "python"},
-    packages=["mpgo", "mpgo.dummy", "mpgo.cluster"],
+    packages=["mpgo", "mpgo.dummy", "mpgo.cluster", "mpgo._boot"],
     ext_modules=[Extension("mpgo._native._pybind", sources=[])],
     cmdclass={"build_ext": GoBuildExt},
     extras_require={"test": ["pytest", "numpy"],

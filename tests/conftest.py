@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 
 import pytest
 
@@ -83,6 +84,15 @@ def no_leaks():
     '''Fail a test that leaves a live child or a /dev/shm entry behind.'''
     shm_before = _shm_entries()
     yield
+    # A resource tracker this process started (SharedMemory registers its
+    # blocks) lives while this process does: stop it, as CPython's own
+    # suite does after its tests (util._cleanup_tests); it unlinks what is
+    # still registered.
+    tracker = sys.modules.get('mpgo.resource_tracker')
+    if tracker is not None and tracker._resource_tracker._fd is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            tracker._resource_tracker._stop()
     deadline = time.monotonic() + _CHILD_GRACE
     while (live := _live_children(os.getpid())) and \
             time.monotonic() < deadline:

@@ -225,7 +225,3 @@ class TestShareableList:
 
     def test_generic_alias(self):
         assert ShareableList[int] is not None
-
-
-def test_no_resource_tracker():
-    assert not hasattr(shared_memory, 'resource_tracker')

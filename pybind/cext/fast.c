@@ -128,11 +128,12 @@ static void semlock_dealloc(SemLock *s) {
 	Py_TYPE(s)->tp_free((PyObject *)s);
 }
 
-/* semlock_traverse shows the collector the region's exporter. There is no
- * tp_clear: the lock words live there, so the view is released only with
- * the lock itself (a cycle through it is broken at its other members). */
+/* semlock_traverse visits nothing. The only object a SemLock holds is the
+ * exporter of its region (a memoryview over an arena map), which refers to
+ * nothing that could lead back to the lock; shown to the collector, a
+ * memoryview found in a garbage cycle is cleared while the lock still
+ * holds a buffer from it, and releasing that buffer then crashes. */
 static int semlock_traverse(SemLock *s, visitproc visit, void *arg) {
-	if (s->w) Py_VISIT(s->view.obj);
 	return 0;
 }
 
@@ -567,12 +568,14 @@ typedef struct {
 	int64_t h;
 	/* Set by configure() for a Queue's put_obj/get_obj: */
 	PyObject *dumps, *loads, *plain_dumps, *plain_types, *closed_msg;
+	/* on_sync keeps the doorbell exact in level mode: a method of the
+	 * doorbell, which holds only weak references to connections, so that a
+	 * Queue object never refers back to its owner. */
+	PyObject *on_sync;
 	Py_buffer ctl_view;  /* the pipe's control words (see RingConnection) */
 	uint32_t *ctl;
-	/* bell_fd is the reader's doorbell a put rings, drain_fd the one a get
-	 * empties (-1: none). They are fds, not callbacks into the connection,
-	 * so that a Queue object never refers back to its owner. */
-	int armed, level, bell_fd, drain_fd, closed;
+	/* bell_fd is the reader's doorbell a put rings (-1: none). */
+	int armed, level, bell_fd, closed;
 	char proto;  /* plain_dumps's protocol byte if scalars may skip it, else 0 */
 	char used;   /* put_obj was called: a Queue's close() then closes for good */
 } QueueObj;
@@ -581,7 +584,7 @@ static int queue_init(QueueObj *q, PyObject *args, PyObject *Py_UNUSED(kw)) {
 	long long h;
 	if (!PyArg_ParseTuple(args, "L", &h)) return -1;
 	q->h = h;
-	q->bell_fd = q->drain_fd = -1;
+	q->bell_fd = -1;
 	return 0;
 }
 
@@ -593,6 +596,7 @@ static int queue_clear(QueueObj *q) {
 	Py_CLEAR(q->plain_dumps);
 	Py_CLEAR(q->plain_types);
 	Py_CLEAR(q->closed_msg);
+	Py_CLEAR(q->on_sync);
 	if (q->ctl) {
 		q->ctl = NULL;
 		PyBuffer_Release(&q->ctl_view);
@@ -606,7 +610,8 @@ static int queue_traverse(QueueObj *q, visitproc visit, void *arg) {
 	Py_VISIT(q->plain_dumps);
 	Py_VISIT(q->plain_types);
 	Py_VISIT(q->closed_msg);
-	if (q->ctl) Py_VISIT(q->ctl_view.obj);
+	Py_VISIT(q->on_sync);
+	/* Not ctl_view's exporter: see semlock_traverse. */
 	return 0;
 }
 
@@ -1089,17 +1094,23 @@ static int fold_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
 }
 
 /* configure(dumps, loads, plain_dumps, plain_types, ctl, armed, level,
- * bell_fd, drain_fd, closed_msg) readies put_obj/get_obj for a Queue:
- * pickling, the doorbell of its reader (rung by puts, emptied by gets once
- * the ring is: fd -1 for neither), and the message of a closed queue. */
+ * bell_fd, on_sync, closed_msg) readies put_obj/get_obj for a Queue:
+ * pickling, the doorbell of its reader (rung by puts while somebody waits
+ * on it), and the message of a closed queue. on_sync (None: never) is
+ * called after each put and get while ctl[level] is set: it makes the
+ * doorbell match the ring, under the doorbell's lock
+ * (connection._Doorbell.sync, which refers to no connection). */
 static PyObject *queue_configure(QueueObj *q, PyObject *const *args, Py_ssize_t nargs) {
 	if (nargs != 10) {
 		PyErr_SetString(PyExc_TypeError, "configure() takes 10 arguments");
 		return NULL;
 	}
 	int armed = PyLong_AsLong(args[5]), level = PyLong_AsLong(args[6]), fd = PyLong_AsLong(args[7]);
-	int drain_fd = PyLong_AsLong(args[8]);
 	if (PyErr_Occurred()) return NULL;
+	if (args[8] != Py_None && !PyCallable_Check(args[8])) {
+		PyErr_SetString(PyExc_TypeError, "configure(): on_sync must be callable or None");
+		return NULL;
+	}
 	if (q->ctl) { PyBuffer_Release(&q->ctl_view); q->ctl = NULL; }
 	if (PyObject_GetBuffer(args[4], &q->ctl_view, PyBUF_WRITABLE) < 0) return NULL;
 	if (q->ctl_view.len < 16 || armed < 0 || armed > 3 || level < 0 || level > 3) {
@@ -1111,7 +1122,7 @@ static PyObject *queue_configure(QueueObj *q, PyObject *const *args, Py_ssize_t 
 	q->armed = armed;
 	q->level = level;
 	q->bell_fd = fd;
-	q->drain_fd = drain_fd;
+	Py_XSETREF(q->on_sync, args[8] == Py_None ? NULL : Py_NewRef(args[8]));
 	PyObject **slots[] = {&q->dumps, &q->loads, &q->plain_dumps, &q->plain_types};
 	for (int i = 0; i < 4; i++) { Py_INCREF(args[i]); Py_XSETREF(*slots[i], args[i]); }
 	q->proto = scalar_proto(args[2]);
@@ -1137,24 +1148,29 @@ static int queue_check_ready(QueueObj *q) {
 	return 0;
 }
 
-/* ring_bell wakes a reader waiting in connection.wait() or selecting on
- * the reader's fileno(); most puts find nobody there and make no call. */
+/* ring_bell wakes a reader waiting in connection.wait() or poll(); most
+ * puts find nobody there and make no call. Once somebody selects on the
+ * reader's fileno() (level mode), the doorbell must be readable exactly
+ * while a message waits, which on_sync sees to under the doorbell's lock;
+ * the message is in by then, so an error there is reported, not raised. */
+static void sync_bell(QueueObj *q);
+
 static inline void ring_bell(QueueObj *q) {
-	if (__atomic_load_n(&q->ctl[q->armed], __ATOMIC_SEQ_CST) ||
-	    __atomic_load_n(&q->ctl[q->level], __ATOMIC_RELAXED)) {
+	if (__atomic_load_n(&q->ctl[q->level], __ATOMIC_SEQ_CST)) {
+		sync_bell(q);
+	} else if (__atomic_load_n(&q->ctl[q->armed], __ATOMIC_SEQ_CST)) {
 		char one = 1;
 		if (write(q->bell_fd, &one, 1) < 0) { /* full or gone: fine */ }
 	}
 }
 
-/* drain_if_empty empties the doorbell a selector watches (level mode) once
- * the ring is empty, so that it is readable only while a message waits. */
-static void drain_if_empty(QueueObj *q) {
-	int64_t n = 0;
-	if (mpgo_queue_len(q->h, &n) < 0 || n) return;
-	char buf[4096];
-	while (read(q->drain_fd, buf, sizeof buf) > 0) {
-	}
+/* sync_bell calls on_sync (level mode, after a put or a get). The message
+ * is in, or ours, by then: an error is reported, never raised. */
+static void sync_bell(QueueObj *q) {
+	if (!q->on_sync) return;
+	PyObject *d = PyObject_CallNoArgs(q->on_sync);
+	if (d) Py_DECREF(d);
+	else PyErr_WriteUnraisable(q->on_sync);
 }
 
 /* scalar_bytes returns obj pickled by scalar_dumps as a bytes object, or
@@ -1233,8 +1249,8 @@ static PyObject *queue_get_obj2(QueueObj *q, PyObject *const *args, Py_ssize_t n
 	ga[2] = q->loads;
 	PyObject *r = queue_get_obj(q, ga, 3);
 	Py_XDECREF(tobj);
-	if (r && q->drain_fd >= 0 && __atomic_load_n(&q->ctl[q->level], __ATOMIC_RELAXED))
-		drain_if_empty(q);
+	if (r && __atomic_load_n(&q->ctl[q->level], __ATOMIC_SEQ_CST))
+		sync_bell(q);  /* level mode (see ring_bell): the message is ours */
 	return r;
 }
 

@@ -25,6 +25,8 @@ able to start processes whose targets live in __main__.
 import os
 import sys
 
+__all__ = ['main']
+
 _USAGE = """\
 usage: python -m mpgo [--cluster ADDRESS] script.py [args...]
        python -m mpgo [--cluster ADDRESS] -m module [args...]
@@ -153,6 +155,7 @@ def main(argv):
 
     from . import _alias
     _alias.install()
+    _alias.propagate()
     _install_excepthook()
     if cluster:
         from .cluster.context import start_driver

@@ -9,13 +9,23 @@ missing module does.
 `python -m mpgo` installs it before running the program, and a child of an
 aliased process installs it before importing __mp_main__ or unpickling
 anything (spawn.prepare).
+
+`propagate()` (called by `python -m mpgo` too) extends that to every Python
+child, however it is started: libraries such as loky start their workers
+with their own fork+exec of `python -m their.module`, which imports
+`multiprocessing` before anything of mpgo runs. propagate() puts
+mpgo/_boot at the front of PYTHONPATH, whose sitecustomize installs the
+alias at the child's start-up, in an interpreter of the same version only
+(MPGO_ALIAS holds its cache tag). Children started with -E, -I or -S
+ignore it, as they ignore PYTHONPATH.
 """
 
 import importlib
 import importlib.machinery
+import os
 import sys
 
-__all__ = ['install', 'is_installed']
+__all__ = ['install', 'is_installed', 'propagate']
 
 _ALIAS = 'multiprocessing'
 _REAL = 'mpgo'
@@ -97,3 +107,15 @@ def install():
 def is_installed():
     '''Return whether install() has been called in this process.'''
     return _finder is not None
+
+
+_BOOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '_boot')
+
+
+def propagate():
+    '''Make `multiprocessing` mpgo in every Python child of this process
+    started from now on (see the module's docstring).'''
+    os.environ['MPGO_ALIAS'] = sys.implementation.cache_tag
+    parts = [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]
+    if _BOOT not in parts:
+        os.environ['PYTHONPATH'] = os.pathsep.join([_BOOT] + parts)

@@ -9,6 +9,8 @@ import errno as _errno
 import os
 import threading
 
+__all__ = ['exception', 'translate']
+
 EMPTY, FULL, TIMEOUT, CLOSED, OS, VALUE, PROCESS, AUTH, FORKED, BROKEN, \
     TOOSHORT, INTERNAL, NOTOWNER, TOOMANY, INTERRUPT, NOTSUPPORTED = range(1, 17)
 

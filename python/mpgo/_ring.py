@@ -12,6 +12,8 @@ import weakref
 from . import heap
 from ._engine import call as _call, fast as _fast
 
+__all__ = ['Ring', 'attach']
+
 
 def _close(handle):
     try:
@@ -40,12 +42,38 @@ class Ring:
         return cls(_call("QueueNew", maxsize))
 
     def reduce(self):
-        """The state to pickle: a reference to the ring, never its data."""
-        return (heap.handoff(self.fd, _call("QueueRef", self.handle)), self.ino)
+        """The state to pickle: a reference to the ring, never its data.
+
+        While a child is being started, the ring's fd goes to the child
+        with it (heap.handoff). At any other time it goes through
+        resource_sharer, as a Connection's fd does, so the receiver can
+        attach the ring even if this process drops it right after."""
+        ref = _call("QueueRef", self.handle)
+        from .context import get_spawning_popen
+        if get_spawning_popen() is None:
+            from .reduction import DupFd
+            return (_SharedFd(DupFd(self.fd), ref.rsplit(":", 1)[1]), self.ino)
+        return (heap.handoff(self.fd, ref), self.ino)
+
+
+class _SharedFd(object):
+    """A ring's fd, to fetch from the process that pickled it."""
+
+    __slots__ = ("dupfd", "size")
+
+    def __init__(self, dupfd, size):
+        self.dupfd = dupfd
+        self.size = size
+
+    def __reduce__(self):
+        return _SharedFd, (self.dupfd, self.size)
 
 
 def attach(ref, ino):
     """Attach the ring a pickled reference names."""
+    if isinstance(ref, _SharedFd):
+        fd = ref.dupfd.detach()
+        ref = "0:%d:%s" % (fd, ref.size)
     ref, inherited = heap.resolve(ref)
     try:
         ring = Ring(_call("QueueAttach", ref))

@@ -4,8 +4,8 @@ A Connection carries length-prefixed messages over a file descriptor (a
 socket or a pipe end). Pipe(duplex=True) is a socketpair and Pipe(False) an
 os.pipe, exactly as in CPython; the wire format (a 4-byte big-endian signed
 length, or -1 followed by an 8-byte length for messages above 2 GiB) and the
-HMAC challenge of Listener/Client are CPython 3.11's, so an mpgo peer can talk
-to a stdlib multiprocessing peer.
+HMAC challenge of Listener/Client are those of the running CPython, so an
+mpgo peer can talk to a stdlib multiprocessing peer.
 
 Pickling a Connection duplicates its fd into whichever process unpickles it
 (reduction.DupFd): while a child is being started the fd is passed to it at
@@ -29,8 +29,10 @@ import select
 import selectors
 import socket
 import struct
+import sys
 import tempfile
 import time
+import weakref
 
 from queue import Empty
 
@@ -444,12 +446,24 @@ def Pipe(duplex=True):
     return _ring_pipe(duplex)
 
 
+# The control block of a Pipe() (see RingConnection and _Doorbell):
+#
+#   0   4 x u32   armed[0], armed[1], level[0], level[1]
+#   16  16 bytes  semaphore: open copies of side 0's end
+#   32  16 bytes  semaphore: open copies of side 1's end
+#   48  16 bytes  lock: the doorbells' state (armed counts, full, level mode)
+#   64  2 x u32   full[0], full[1]: level mode, the doorbell holds its byte
+_CTL_LOCK = 48
+_CTL_FULL = 64
+_CTL_SIZE = 72
+
+
 def _ring_pipe(duplex, maxsize=0):
     """Pipe()'s two ends; maxsize bounds the rings (mpgo.queues uses a
     one-way pipe with a bounded ring as a Queue)."""
     from . import heap
     from ._ring import Ring
-    ctl = heap.allocate(48, 16)
+    ctl = heap.allocate(_CTL_SIZE, 16)
     a_in = Ring.new(maxsize)
     b_in = Ring.new(maxsize) if duplex else None
     bell_a = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -471,14 +485,16 @@ class RingConnection(Connection):
     sees EOFError once every copy of the sending end (in every process) is
     closed, which the kernel reports as a hang-up on that doorbell.
 
-    A 48-byte control block in shared memory holds, for each side, whether
-    it waits on its doorbell now (word `side`: armed) and whether somebody
-    selects on its fileno() directly (word 2 + side: level, every send
-    rings), then one counting semaphore per side (bytes 16 + 16 * side):
-    how many copies of that end are open, so that a send to an end closed
-    everywhere raises BrokenPipeError as a socket would. A peer that died
-    without closing is found by the kernel: every _CHECK_EVERY sends look
-    whether its doorbell still has a reader.
+    A control block in shared memory (_CTL_SIZE bytes) holds, for each
+    side, how many threads wait on its doorbell in poll() or wait() now
+    (word `side`: armed, while the side is not in level mode) and whether
+    somebody selects on its fileno() directly (word 2 + side: level), then
+    one counting semaphore per side (bytes 16 + 16 * side): how many copies
+    of that end are open, so that a send to an end closed everywhere raises
+    BrokenPipeError as a socket would. A peer that died without closing is
+    found by the kernel: every _CHECK_EVERY sends look whether its doorbell
+    still has a reader. The doorbells' lock and state follow (see
+    _Doorbell).
     """
 
     _CHECK_EVERY = 256
@@ -504,25 +520,36 @@ class RingConnection(Connection):
         self._peer_alive = _fast.SemLock(mv[16 + 16 * self._peer:32 + 16 * self._peer],
                                          kind, 1, vmax, new)
         self._sends = 0
+        bell_lock = _fast.SemLock(mv[_CTL_LOCK:_CTL_LOCK + 16], _fast.KIND_LOCK,
+                                  1, 1, new)
+        full = mv[_CTL_FULL:_CTL_FULL + 8].cast("I")
+        # The doorbell this end reads (of its side), and the one it rings
+        # (of the peer's side).
+        self._bell = _Doorbell(self._in, self._ctl, full, side, bell_lock,
+                               reader=weakref.ref(self)) if readable else None
+        self._peer_bell = _Doorbell(self._out, self._ctl, full, self._peer,
+                                    bell_lock, writer=weakref.ref(self)) \
+            if writable else None
         # send() and recv() are each one C call in the common case: the
         # pickling, the ring and the doorbell, as a Queue's put and get.
         # Each direction gets a Queue object of its own, configured with the
-        # doorbell of the side that direction wakes (a send rings it, a
-        # recv empties it). They hold fds, never a method of self: nothing
-        # they hold refers back to this connection, so dropping it frees
-        # everything at once.
+        # doorbell of the side that direction wakes (a send rings it; in
+        # level mode both sync it). They hold an fd and the doorbell's
+        # sync, never a method of self: the doorbells refer to this
+        # connection only weakly, so dropping it frees everything at once.
         self._put_obj = self._get_obj = None
         if writable:
             fq = _fast.Queue(rout.handle)
             fq.configure(_dumps_msg, _loads, _pickle_dumps, reduction._PLAIN,
                          self._ctl, self._peer, 2 + self._peer,
-                         self._peer_bell_w, -1, "connection is closed")
+                         self._peer_bell_w, self._peer_bell.sync,
+                         "connection is closed")
             self._put_obj = fq.put_obj
         if readable:
             fq = _fast.Queue(rin.handle)
             fq.configure(_dumps_msg, _loads, _pickle_dumps, reduction._PLAIN,
-                         self._ctl, side, 2 + side, -1, self._bell_r,
-                         "connection is closed")
+                         self._ctl, side, 2 + side, -1,
+                         self._bell.sync, "connection is closed")
             self._get_obj = fq.get_obj2
         super().__init__(self._bell_r if readable else self._peer_bell_w,
                          readable, writable)
@@ -542,18 +569,17 @@ class RingConnection(Connection):
         self._put_obj = self._get_obj = None
 
     def fileno(self):
-        """The doorbell: readable when a message is (or may be) waiting.
-        From now on every send rings it, so it can be selected on directly."""
+        """The doorbell: from now on, readable exactly while a message
+        waits (or once the other end is closed everywhere), in every
+        process, so it can be selected on directly (see _Doorbell)."""
         self._check_closed()
-        if self._readable:
-            self._ctl[2 + self._side] = 1
+        if self._readable and not self._ctl[2 + self._side]:
+            self._bell.level_on()
         return self._handle
 
     def _ring_peer(self):
-        try:
-            os.write(self._peer_bell_w, b"\1")
-        except (BlockingIOError, BrokenPipeError):
-            pass  # already rung, or nobody left to hear it
+        """Tell the peer a message was sent (after the put)."""
+        self._peer_bell.ring()
 
     def _check_peer(self):
         self._sends += 1
@@ -570,7 +596,7 @@ class RingConnection(Connection):
         self._check_peer()
         self._out.put(buf)
         if self._ctl[self._peer] or self._ctl[2 + self._peer]:
-            self._ring_peer()
+            self._peer_bell.ring()
 
     def send(self, obj):
         """Send a (picklable) object.
@@ -596,16 +622,6 @@ class RingConnection(Connection):
         p.register(self._bell_r, select.POLLIN)
         return any(ev & (select.POLLHUP | select.POLLERR) for _, ev in p.poll(0))
 
-    def _drain_bell(self):
-        try:
-            while os.read(self._bell_r, 4096):
-                pass
-        except BlockingIOError:
-            pass
-
-    def _drain_if_empty(self):
-        if not self._in.qsize():
-            self._drain_bell()
 
     def _get(self, obj=False):
         """The next message as bytes, or with obj as the object it carries
@@ -624,8 +640,8 @@ class RingConnection(Connection):
                         except Empty:
                             raise EOFError from None
         finally:
-            if self._ctl[2 + self._side] and not q.qsize():
-                self._drain_bell()
+            if self._ctl[2 + self._side]:
+                self._bell.sync()
 
     def recv(self):
         """Receive a (picklable) object"""
@@ -669,13 +685,16 @@ class RingConnection(Connection):
             return size
 
     def _poll(self, timeout):
+        # True only for a message that is there (or EOF): with several
+        # readers on one end, another may take it before recv(), as with
+        # the standard library's pipes.
         q = self._in
         if q.qsize():
             return True
         if timeout is not None and timeout <= 0:
             return self._peer_gone()
-        side = self._side
-        self._ctl[side] = 1
+        bell = self._bell
+        armed = bell.arm()
         try:
             if q.qsize():
                 return True
@@ -686,15 +705,17 @@ class RingConnection(Connection):
                 wait_ms = None if deadline is None else \
                     max(0, (deadline - time.monotonic()) * 1000)
                 events = p.poll(wait_ms)
-                self._drain_bell()
                 if q.qsize():
                     return True
                 if any(ev & (select.POLLHUP | select.POLLERR) for _, ev in events):
                     return True  # EOF: recv() raises EOFError
+                if events and bell.settle():
+                    return True
                 if deadline is not None and time.monotonic() >= deadline:
                     return False
         finally:
-            self._ctl[side] = 0
+            if armed:
+                bell.disarm()
 
     def __reduce__(self):
         # Unlike CPython's Connection, picklable by any pickler, at any time.
@@ -792,42 +813,271 @@ def SocketClient(address):
 #
 
 
-MESSAGE_LENGTH = 20
+# The handshake of the running version: 3.12 made it negotiate the HMAC
+# digest (SHA-256 by default) and still answers the HMAC-MD5 of older
+# peers; mpgo speaks what the standard library of its interpreter speaks.
 
-CHALLENGE = b'#CHALLENGE#'
-WELCOME = b'#WELCOME#'
-FAILURE = b'#FAILURE#'
+if sys.version_info >= (3, 12):
+    MESSAGE_LENGTH = 40  # MUST be > 20
+
+    _CHALLENGE = b'#CHALLENGE#'
+    _WELCOME = b'#WELCOME#'
+    _FAILURE = b'#FAILURE#'
+
+    # multiprocessing.connection Authentication Handshake Protocol Description
+    # (as documented for reference after reading the existing code)
+    # =============================================================================
+    #
+    # On Windows: native pipes with "overlapped IO" are used to send the bytes,
+    # instead of the length prefix SIZE scheme described below. (ie: the OS deals
+    # with message sizes for us)
+    #
+    # Protocol error behaviors:
+    #
+    # On POSIX, any failure to receive the length prefix into SIZE, for SIZE greater
+    # than the requested maxsize to receive, or receiving fewer than SIZE bytes
+    # results in the connection being closed and auth to fail.
+    #
+    # On Windows, receiving too few bytes is never a low level _recv_bytes read
+    # error, receiving too many will trigger an error only if receive maxsize
+    # value was larger than 128 OR the if the data arrived in smaller pieces.
+    #
+    #      Serving side                           Client side
+    #     ------------------------------  ---------------------------------------
+    # 0.                                  Open a connection on the pipe.
+    # 1.  Accept connection.
+    # 2.  Random 20+ bytes -> MESSAGE
+    #     Modern servers always send
+    #     more than 20 bytes and include
+    #     a {digest} prefix on it with
+    #     their preferred HMAC digest.
+    #     Legacy ones send ==20 bytes.
+    # 3.  send 4 byte length (net order)
+    #     prefix followed by:
+    #       b'#CHALLENGE#' + MESSAGE
+    # 4.                                  Receive 4 bytes, parse as network byte
+    #                                     order integer. If it is -1, receive an
+    #                                     additional 8 bytes, parse that as network
+    #                                     byte order. The result is the length of
+    #                                     the data that follows -> SIZE.
+    # 5.                                  Receive min(SIZE, 256) bytes -> M1
+    # 6.                                  Assert that M1 starts with:
+    #                                       b'#CHALLENGE#'
+    # 7.                                  Strip that prefix from M1 into -> M2
+    # 7.1.                                Parse M2: if it is exactly 20 bytes in
+    #                                     length this indicates a legacy server
+    #                                     supporting only HMAC-MD5. Otherwise the
+    # 7.2.                                preferred digest is looked up from an
+    #                                     expected "{digest}" prefix on M2. No prefix
+    #                                     or unsupported digest? <- AuthenticationError
+    # 7.3.                                Put divined algorithm name in -> D_NAME
+    # 8.                                  Compute HMAC-D_NAME of AUTHKEY, M2 -> C_DIGEST
+    # 9.                                  Send 4 byte length prefix (net order)
+    #                                     followed by C_DIGEST bytes.
+    # 10. Receive 4 or 4+8 byte length
+    #     prefix (#4 dance) -> SIZE.
+    # 11. Receive min(SIZE, 256) -> C_D.
+    # 11.1. Parse C_D: legacy servers
+    #     accept it as is, "md5" -> D_NAME
+    # 11.2. modern servers check the length
+    #     of C_D, IF it is 16 bytes?
+    # 11.2.1. "md5" -> D_NAME
+    #         and skip to step 12.
+    # 11.3. longer? expect and parse a "{digest}"
+    #     prefix into -> D_NAME.
+    #     Strip the prefix and store remaining
+    #     bytes in -> C_D.
+    # 11.4. Don't like D_NAME? <- AuthenticationError
+    # 12. Compute HMAC-D_NAME of AUTHKEY,
+    #     MESSAGE into -> M_DIGEST.
+    # 13. Compare M_DIGEST == C_D:
+    # 14a: Match? Send length prefix &
+    #       b'#WELCOME#'
+    #    <- RETURN
+    # 14b: Mismatch? Send len prefix &
+    #       b'#FAILURE#'
+    #    <- CLOSE & AuthenticationError
+    # 15.                                 Receive 4 or 4+8 byte length prefix (net
+    #                                     order) again as in #4 into -> SIZE.
+    # 16.                                 Receive min(SIZE, 256) bytes -> M3.
+    # 17.                                 Compare M3 == b'#WELCOME#':
+    # 17a.                                Match? <- RETURN
+    # 17b.                                Mismatch? <- CLOSE & AuthenticationError
+    #
+    # If this RETURNed, the connection remains open: it has been authenticated.
+    #
+    # Length prefixes are used consistently. Even on the legacy protocol, this
+    # was good fortune and allowed us to evolve the protocol by using the length
+    # of the opening challenge or length of the returned digest as a signal as
+    # to which protocol the other end supports.
+
+    _ALLOWED_DIGESTS = frozenset(
+            {b'md5', b'sha256', b'sha384', b'sha3_256', b'sha3_384'})
+    _MAX_DIGEST_LEN = max(len(_) for _ in _ALLOWED_DIGESTS)
+
+    # Old hmac-md5 only server versions from Python <=3.11 sent a message of this
+    # length. It happens to not match the length of any supported digest so we can
+    # use a message of this length to indicate that we should work in backwards
+    # compatible md5-only mode without a {digest_name} prefix on our response.
+    _MD5ONLY_MESSAGE_LENGTH = 20
+    _MD5_DIGEST_LEN = 16
+    _LEGACY_LENGTHS = (_MD5ONLY_MESSAGE_LENGTH, _MD5_DIGEST_LEN)
 
 
-def deliver_challenge(connection, authkey):
-    import hmac
-    if not isinstance(authkey, bytes):
-        raise ValueError(
-            "Authkey must be bytes, not {0!s}".format(type(authkey)))
-    message = os.urandom(MESSAGE_LENGTH)
-    connection.send_bytes(CHALLENGE + message)
-    digest = hmac.new(authkey, message, 'md5').digest()
-    response = connection.recv_bytes(256)        # reject large message
-    if response == digest:
-        connection.send_bytes(WELCOME)
-    else:
-        connection.send_bytes(FAILURE)
-        raise AuthenticationError('digest received was wrong')
+    def _get_digest_name_and_payload(message: bytes) -> (str, bytes):
+        """Returns a digest name and the payload for a response hash.
+
+        If a legacy protocol is detected based on the message length
+        or contents the digest name returned will be empty to indicate
+        legacy mode where MD5 and no digest prefix should be sent.
+        """
+        # modern message format: b"{digest}payload" longer than 20 bytes
+        # legacy message format: 16 or 20 byte b"payload"
+        if len(message) in _LEGACY_LENGTHS:
+            # Either this was a legacy server challenge, or we're processing
+            # a reply from a legacy client that sent an unprefixed 16-byte
+            # HMAC-MD5 response. All messages using the modern protocol will
+            # be longer than either of these lengths.
+            return '', message
+        if (message.startswith(b'{') and
+            (curly := message.find(b'}', 1, _MAX_DIGEST_LEN+2)) > 0):
+            digest = message[1:curly]
+            if digest in _ALLOWED_DIGESTS:
+                payload = message[curly+1:]
+                return digest.decode('ascii'), payload
+        raise AuthenticationError(
+                'unsupported message length, missing digest prefix, '
+                f'or unsupported digest: {message=}')
 
 
-def answer_challenge(connection, authkey):
-    import hmac
-    if not isinstance(authkey, bytes):
-        raise ValueError(
-            "Authkey must be bytes, not {0!s}".format(type(authkey)))
-    message = connection.recv_bytes(256)         # reject large message
-    assert message[:len(CHALLENGE)] == CHALLENGE, 'message = %r' % message
-    message = message[len(CHALLENGE):]
-    digest = hmac.new(authkey, message, 'md5').digest()
-    connection.send_bytes(digest)
-    response = connection.recv_bytes(256)        # reject large message
-    if response != WELCOME:
-        raise AuthenticationError('digest sent was rejected')
+    def _create_response(authkey, message):
+        """Create a MAC based on authkey and message
+
+        The MAC algorithm defaults to HMAC-MD5, unless MD5 is not available or
+        the message has a '{digest_name}' prefix. For legacy HMAC-MD5, the response
+        is the raw MAC, otherwise the response is prefixed with '{digest_name}',
+        e.g. b'{sha256}abcdefg...'
+
+        Note: The MAC protects the entire message including the digest_name prefix.
+        """
+        import hmac
+        digest_name = _get_digest_name_and_payload(message)[0]
+        # The MAC protects the entire message: digest header and payload.
+        if not digest_name:
+            # Legacy server without a {digest} prefix on message.
+            # Generate a legacy non-prefixed HMAC-MD5 reply.
+            try:
+                return hmac.new(authkey, message, 'md5').digest()
+            except ValueError:
+                # HMAC-MD5 is not available (FIPS mode?), fall back to
+                # HMAC-SHA2-256 modern protocol. The legacy server probably
+                # doesn't support it and will reject us anyways. :shrug:
+                digest_name = 'sha256'
+        # Modern protocol, indicate the digest used in the reply.
+        response = hmac.new(authkey, message, digest_name).digest()
+        return b'{%s}%s' % (digest_name.encode('ascii'), response)
+
+
+    def _verify_challenge(authkey, message, response):
+        """Verify MAC challenge
+
+        If our message did not include a digest_name prefix, the client is allowed
+        to select a stronger digest_name from _ALLOWED_DIGESTS.
+
+        In case our message is prefixed, a client cannot downgrade to a weaker
+        algorithm, because the MAC is calculated over the entire message
+        including the '{digest_name}' prefix.
+        """
+        import hmac
+        response_digest, response_mac = _get_digest_name_and_payload(response)
+        response_digest = response_digest or 'md5'
+        try:
+            expected = hmac.new(authkey, message, response_digest).digest()
+        except ValueError:
+            raise AuthenticationError(f'{response_digest=} unsupported')
+        if len(expected) != len(response_mac):
+            raise AuthenticationError(
+                    f'expected {response_digest!r} of length {len(expected)} '
+                    f'got {len(response_mac)}')
+        if not hmac.compare_digest(expected, response_mac):
+            raise AuthenticationError('digest received was wrong')
+
+
+    def deliver_challenge(connection, authkey: bytes, digest_name='sha256'):
+        if not isinstance(authkey, bytes):
+            raise ValueError(
+                "Authkey must be bytes, not {0!s}".format(type(authkey)))
+        assert MESSAGE_LENGTH > _MD5ONLY_MESSAGE_LENGTH, "protocol constraint"
+        message = os.urandom(MESSAGE_LENGTH)
+        message = b'{%s}%s' % (digest_name.encode('ascii'), message)
+        # Even when sending a challenge to a legacy client that does not support
+        # digest prefixes, they'll take the entire thing as a challenge and
+        # respond to it with a raw HMAC-MD5.
+        connection.send_bytes(_CHALLENGE + message)
+        response = connection.recv_bytes(256)        # reject large message
+        try:
+            _verify_challenge(authkey, message, response)
+        except AuthenticationError:
+            connection.send_bytes(_FAILURE)
+            raise
+        else:
+            connection.send_bytes(_WELCOME)
+
+
+    def answer_challenge(connection, authkey: bytes):
+        if not isinstance(authkey, bytes):
+            raise ValueError(
+                "Authkey must be bytes, not {0!s}".format(type(authkey)))
+        message = connection.recv_bytes(256)         # reject large message
+        if not message.startswith(_CHALLENGE):
+            raise AuthenticationError(
+                    f'Protocol error, expected challenge: {message=}')
+        message = message[len(_CHALLENGE):]
+        if len(message) < _MD5ONLY_MESSAGE_LENGTH:
+            raise AuthenticationError('challenge too short: {len(message)} bytes')
+        digest = _create_response(authkey, message)
+        connection.send_bytes(digest)
+        response = connection.recv_bytes(256)        # reject large message
+        if response != _WELCOME:
+            raise AuthenticationError('digest sent was rejected')
+
+else:
+    MESSAGE_LENGTH = 20
+
+    CHALLENGE = b'#CHALLENGE#'
+    WELCOME = b'#WELCOME#'
+    FAILURE = b'#FAILURE#'
+
+
+    def deliver_challenge(connection, authkey):
+        import hmac
+        if not isinstance(authkey, bytes):
+            raise ValueError(
+                "Authkey must be bytes, not {0!s}".format(type(authkey)))
+        message = os.urandom(MESSAGE_LENGTH)
+        connection.send_bytes(CHALLENGE + message)
+        digest = hmac.new(authkey, message, 'md5').digest()
+        response = connection.recv_bytes(256)        # reject large message
+        if response == digest:
+            connection.send_bytes(WELCOME)
+        else:
+            connection.send_bytes(FAILURE)
+            raise AuthenticationError('digest received was wrong')
+
+
+    def answer_challenge(connection, authkey):
+        import hmac
+        if not isinstance(authkey, bytes):
+            raise ValueError(
+                "Authkey must be bytes, not {0!s}".format(type(authkey)))
+        message = connection.recv_bytes(256)         # reject large message
+        assert message[:len(CHALLENGE)] == CHALLENGE, 'message = %r' % message
+        message = message[len(CHALLENGE):]
+        digest = hmac.new(authkey, message, 'md5').digest()
+        connection.send_bytes(digest)
+        response = connection.recv_bytes(256)        # reject large message
+        if response != WELCOME:
+            raise AuthenticationError('digest sent was rejected')
 
 #
 # Support for using xmlrpclib for serialization
@@ -901,6 +1151,157 @@ class _Bell:
         return self.conn._bell_r
 
 
+class _Doorbell(object):
+    """The doorbell of one receiving side of a Pipe(), as one end sees it.
+
+    The doorbell is an os.pipe: the receiving end holds its read end
+    (fileno()), the sending end its write end. Two modes:
+
+    * armed (the default): a sender writes a byte after its put while
+      somebody waits in poll() or wait() on the side (ctl word `side`,
+      a count of waiters kept under the lock). Waiters drain it when they
+      find no message, and, should one arrive meanwhile, ring it again for
+      the other waiters. Bytes may be stale; waiters look at the ring.
+    * level: once fileno() is asked for on the side (ctl word 2 + side,
+      for good and in every process), the doorbell holds one byte exactly
+      while the ring holds a message, so select, poll and selectors on
+      fileno() see every waiting message and only those. After every put
+      and every get, sync() makes it so under the lock (bytes 48-64 of the
+      control block), with the state word full[side] (bytes 64 + 4 * side)
+      saying whether the byte is there. An end that lacks the pipe end it
+      needs (a sender draining, a receiver ringing) opens one through
+      /proc/self/fd for the moment: holding a write end for longer would
+      hide the hang-up that tells the receiver its peer is gone.
+
+    Between a put or get and its sync() the doorbell lags by that one
+    message, which only a process in the middle of a send or recv sees.
+
+    It holds weak references to the connections whose fds it uses (the C
+    queue objects hold sync), so it keeps no connection alive.
+    """
+
+    __slots__ = ("q", "ctl", "full", "side", "lock", "_reader", "_writer")
+
+    def __init__(self, q, ctl, full, side, lock, reader=None, writer=None):
+        self.q = q
+        self.ctl = ctl
+        self.full = full
+        self.side = side
+        self.lock = lock
+        self._reader = reader
+        self._writer = writer
+
+    def _rfd(self):
+        conn = self._reader() if self._reader is not None else None
+        return conn._bell_r if conn is not None else None
+
+    def _wfd(self):
+        conn = self._writer() if self._writer is not None else None
+        return conn._peer_bell_w if conn is not None else None
+
+    def _via_proc(self, fd, flags):
+        return os.open("/proc/self/fd/%d" % fd, flags | os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def _write(self):
+        wfd, opened = self._wfd(), None
+        try:
+            if wfd is None:
+                rfd = self._rfd()
+                if rfd is None:
+                    return
+                wfd = opened = self._via_proc(rfd, os.O_WRONLY)
+            os.write(wfd, b"\1")
+        except (BlockingIOError, BrokenPipeError):
+            pass  # already rung, or nobody left to hear it
+        except OSError:
+            pass  # closed meanwhile
+        finally:
+            if opened is not None:
+                os.close(opened)
+
+    def _drain(self):
+        rfd, opened = self._rfd(), None
+        try:
+            if rfd is None:
+                wfd = self._wfd()
+                if wfd is None:
+                    return
+                rfd = opened = self._via_proc(wfd, os.O_RDONLY)
+            while os.read(rfd, 4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+        finally:
+            if opened is not None:
+                os.close(opened)
+
+    def sync(self):
+        """Level mode: make the doorbell say whether a message waits."""
+        side, full = self.side, self.full
+        with self.lock:
+            try:
+                n = self.q.qsize()
+            except OSError:
+                return      # the ring is closed (the connection with it)
+            if n:
+                if not full[side]:
+                    self._write()
+                    full[side] = 1
+            elif self._reader is not None:
+                # Drain even when it should be empty: a sender that rang it
+                # in armed mode just before the switch to level mode.
+                self._drain()
+                full[side] = 0
+            # else a sender with the ring empty: the getter that emptied it
+            # syncs after us.
+
+    def ring(self):
+        """After a put: level mode, sync; armed, wake the waiters."""
+        if self.ctl[2 + self.side]:
+            self.sync()
+        elif self.ctl[self.side]:
+            self._write()
+
+    def level_on(self):
+        """Switch the side to level mode (fileno() was asked for)."""
+        with self.lock:
+            if self.ctl[2 + self.side]:
+                return
+            self.ctl[2 + self.side] = 1
+            self._drain()       # stale bytes of armed mode
+            self.full[self.side] = 0
+        self.sync()
+
+    def arm(self):
+        """Count this thread as waiting on the doorbell (armed mode);
+        return whether it was counted (not in level mode)."""
+        with self.lock:
+            if self.ctl[2 + self.side]:
+                return False
+            self.ctl[self.side] += 1
+            return True
+
+    def disarm(self):
+        with self.lock:
+            if self.ctl[self.side]:
+                self.ctl[self.side] -= 1
+
+    def settle(self):
+        """After the doorbell woke a waiter that found no message: drain it
+        (armed) or sync it (level); return whether a message came meanwhile."""
+        with self.lock:
+            if not self.ctl[2 + self.side]:
+                self._drain()
+                if not self.q.qsize():
+                    return False
+                # Arrived between the wake and the drain: the other
+                # waiters must see it too.
+                self._write()
+                return True
+        self.sync()
+        return bool(self.q.qsize())
+
+
 def wait(object_list, timeout=None):
     '''
     Wait till an object in object_list is ready/readable.
@@ -911,8 +1312,8 @@ def wait(object_list, timeout=None):
     a fileno() method.
     '''
     rings = [o for o in object_list if isinstance(o, RingConnection)]
-    for conn in rings:
-        conn._ctl[conn._side] = 1
+    armed = [conn for conn in rings
+             if conn._bell is not None and conn._bell.arm()]
     try:
         with _WaitSelector() as selector:
             for obj in object_list:
@@ -932,8 +1333,7 @@ def wait(object_list, timeout=None):
                 for key, events in selector.select(timeout):
                     obj = key.fileobj
                     if isinstance(obj, _Bell):
-                        obj.conn._drain_bell()
-                        if not obj.conn._ready():
+                        if not obj.conn._ready() and not obj.conn._bell.settle():
                             continue
                         obj = obj.conn
                     result.append(obj)
@@ -947,9 +1347,8 @@ def wait(object_list, timeout=None):
                     if timeout < 0:
                         return []
     finally:
-        for conn in rings:
-            if conn._bell_r is not None:
-                conn._ctl[conn._side] = 0
+        for conn in armed:
+            conn._bell.disarm()
 
 
 #

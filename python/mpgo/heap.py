@@ -109,7 +109,8 @@ def handoff(fd, ref):
     from . import context
     popen = context.get_spawning_popen()
     if popen is not None and hasattr(popen, "duplicate_for_child"):
-        return "0:%d:%s" % (popen.duplicate_for_child(fd), ref.rsplit(":", 1)[1])
+        from .reduction import _duplicate_for_child
+        return "0:%d:%s" % (_duplicate_for_child(popen, fd), ref.rsplit(":", 1)[1])
     return ref
 
 
@@ -159,8 +160,31 @@ def allocate(size, align=16):
     return blk
 
 
+_NO_HEAP = ("mpgo has no %s: shared memory comes from the engine's memfd "
+            "arenas and their allocator (core/shm), not from CPython's "
+            "Python-level heap (Heap, Arena, BufferWrapper._heap)")
+
+
+class _NoHeap(object):
+    """Stands for CPython's BufferWrapper._heap: fails loudly."""
+
+    def __get__(self, obj, objtype=None):
+        raise AttributeError(_NO_HEAP % "BufferWrapper._heap")
+
+    def __set__(self, obj, value):
+        raise AttributeError(_NO_HEAP % "BufferWrapper._heap")
+
+
+def __getattr__(name):
+    if name in ("Heap", "Arena"):
+        raise AttributeError(_NO_HEAP % ("heap." + name))
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
+
 class BufferWrapper:
     """CPython's heap.BufferWrapper interface over a Block."""
+
+    _heap = _NoHeap()
 
     def __init__(self, size):
         if size < 0:

@@ -10,8 +10,9 @@ Differences from CPython, all invisible through the public API:
   * SyncManager's 'Pool' typeid is registered with a small module-level
     callable that imports mpgo.pool when the first Pool is created, so that
     importing managers does not import pool.
-  * SharedMemoryManager starts no resource tracker (mpgo has none); its
-    server still unlinks every tracked segment when it shuts down.
+  * The server of a SharedMemoryManager shares its parent's resource
+    tracker (mpgo.resource_tracker), as in CPython, and unlinks every
+    tracked segment when it shuts down.
 
 Adapted from CPython's Lib/multiprocessing/managers.py (PSF License).
 """

@@ -75,6 +75,8 @@ import warnings
 # we avoid top-level imports which are liable to fail on some systems.
 from . import util
 from . import get_context
+from . import process as _process
+from . import _classic_pool
 from .context import reduction
 from .context import ProcessError, TimeoutError
 
@@ -1090,6 +1092,8 @@ class _CorePool(object):
         self.worker_name = p.name = _worker_name(ctx)
         p.daemon = True
         data = _SpawnData()
+        # The workers are of the pool's context (its objects may go to them).
+        data.method = ctx.get_start_method()
         try:
             fp = io.BytesIO()
             set_spawning_popen(data)
@@ -1563,16 +1567,18 @@ class _CorePool(object):
             util.debug('free: %r' % (e,))
 
 
-class Pool(object):
+class Pool(_classic_pool.QueuePool):
     '''
     Class which supports an async version of applying functions to arguments.
     '''
     _wrap_exception = True
     _workers_class = None
     # Process pools run on the engine's pool (_CorePool); ThreadPool keeps
-    # the Python scheduler of _Workers.
+    # the Python scheduler of _Workers; a pool that reaches into CPython's
+    # machinery runs it (_classic_pool, see _runs_queues).
     _on_engine = True
     _core = None
+    _classic = False
 
     @property
     def _pool(self):
@@ -1597,11 +1603,16 @@ class Pool(object):
         self._state = INIT
 
         self._ctx = context or get_context()
+        if self._runs_queues():
+            self._classic = True
+            self._init_queue_pool(processes, initializer, initargs,
+                                  maxtasksperchild)
+            return
         self._taskqueue = queue.SimpleQueue()
-        # The _change_notifier queue exist to wake up self._handle_workers()
+        # The _change_notifier queue exist to wake up self._workers_loop()
         # when the cache (self._cache) is empty, when a worker has exited or
         # when there is a change in the _state variable of the thread that
-        # runs _handle_workers.
+        # runs _workers_loop.
         self._change_notifier = queue.SimpleQueue()
         # A process pool has no worker handler to notify when the cache
         # empties: a plain dict spares every result a Python-level del.
@@ -1644,7 +1655,7 @@ class Pool(object):
             raise
 
         self._worker_handler = threading.Thread(
-            target=Pool._handle_workers,
+            target=Pool._workers_loop,
             args=(self._cache, self._taskqueue, self._workers,
                   self._change_notifier),
             name='PoolWorkerHandler'
@@ -1654,7 +1665,7 @@ class Pool(object):
         self._worker_handler.start()
 
         self._task_handler = threading.Thread(
-            target=Pool._handle_tasks,
+            target=Pool._tasks_loop,
             args=(self._taskqueue, self._workers),
             name='PoolTaskHandler'
             )
@@ -1671,7 +1682,7 @@ class Pool(object):
         self._result_handler.start()
 
         self._terminate = util.Finalize(
-            self, self._terminate_pool,
+            self, self._terminate_workers,
             args=(self._taskqueue, self._workers, self._change_notifier,
                   self._worker_handler, self._task_handler,
                   self._result_handler, self._cache),
@@ -1679,10 +1690,29 @@ class Pool(object):
             )
         self._state = RUN
 
+    def _runs_queues(self):
+        '''Whether this pool runs CPython's machinery (_classic_pool):
+        its class, below mpgo's, defines part of it (joblib's PicklingPool
+        defines _setup_queues), or its context's Process is not mpgo's.'''
+        cls = type(self)
+        overrides = [name for name in _classic_pool.HOOKS
+                     if _defined_outside_mpgo(cls, name)]
+        ctx_process = getattr(self._ctx, 'Process', None)
+        foreign = not (isinstance(ctx_process, type) and
+                       issubclass(ctx_process, _process.BaseProcess))
+        if not overrides and (not foreign or not self._on_engine):
+            return False
+        if not self._on_engine:
+            raise NotImplementedError(
+                'mpgo: a ThreadPool subclass overriding %s is not supported'
+                % ', '.join(overrides))
+        return True
+
     # Copy globals as function locals to make sure that they are available
     # during Python shutdown when the Pool is destroyed.
     def __del__(self, _warn=warnings.warn, RUN=RUN):
-        if self._state == RUN:
+        # getattr: a subclass's __init__ may fail before calling ours.
+        if getattr(self, '_state', None) == RUN:
             _warn(f"unclosed running multiprocessing pool {self!r}",
                   ResourceWarning, source=self)
             if getattr(self, '_change_notifier', None) is not None:
@@ -1699,6 +1729,8 @@ class Pool(object):
         does it by itself for a process pool).'''
         if self._core is not None:
             return
+        if self._classic:
+            return self._repopulate_queue_pool()
         return self._workers.maintain()
 
     def _check_running(self):
@@ -1892,7 +1924,7 @@ class Pool(object):
         return result
 
     @staticmethod
-    def _handle_workers(cache, taskqueue, workers, change_notifier):
+    def _workers_loop(cache, taskqueue, workers, change_notifier):
         thread = threading.current_thread()
 
         # Keep maintaining workers until the cache gets drained, unless the pool
@@ -1914,7 +1946,7 @@ class Pool(object):
         util.debug('worker handler exiting')
 
     @staticmethod
-    def _handle_tasks(taskqueue, workers):
+    def _tasks_loop(taskqueue, workers):
         thread = threading.current_thread()
 
         for taskseq, set_length in iter(taskqueue.get, None):
@@ -1994,13 +2026,13 @@ class Pool(object):
             p.join()
 
     @classmethod
-    def _terminate_pool(cls, taskqueue, workers, change_notifier,
-                        worker_handler, task_handler, result_handler, cache):
+    def _terminate_workers(cls, taskqueue, workers, change_notifier,
+                           worker_handler, task_handler, result_handler, cache):
         # this is guaranteed to only be called once
         util.debug('finalizing pool')
 
         # Notify that the worker_handler state has been changed so the
-        # _handle_workers loop can be unblocked (and exited) in order to
+        # _workers_loop loop can be unblocked (and exited) in order to
         # stop the task handler.
         worker_handler._state = TERMINATE
         task_handler._state = TERMINATE
@@ -2036,6 +2068,15 @@ class Pool(object):
 
     def __exit__(self, exc_type, exc_val, exc_tb):
         self.terminate()
+
+def _defined_outside_mpgo(cls, name):
+    '''Whether a class of cls's MRO before mpgo's own classes defines name.'''
+    for klass in cls.__mro__:
+        if klass.__module__ in (__name__, _classic_pool.__name__):
+            return False
+        if name in vars(klass):
+            return True
+    return False
 
 #
 # Class whose instances are returned by `Pool.apply_async()`

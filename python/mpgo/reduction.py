@@ -8,7 +8,8 @@ CPython.
 An fd can be handed to a child being started: `DupFd(fd)` called while the
 child's Popen is pickling the process object passes the fd to the child at
 start-up (the engine maps it to a fixed fd number there). Outside of that,
-fds go through `resource_sharer` over a Unix socket.
+fds go through `resource_sharer` over a Unix socket, and so do the fds of
+send_handle()/recv_handle() over a Pipe() end (see _HandleRef).
 
 Adapted from CPython's Lib/multiprocessing/reduction.py (PSF License).
 """
@@ -17,6 +18,7 @@ from abc import ABCMeta
 import copyreg
 import functools
 import io
+import os
 import pickle
 import socket
 import struct
@@ -338,23 +340,103 @@ def recvfds(sock, size):
     raise RuntimeError('Invalid data received')
 
 
+# A Pipe() end of mpgo is a pair of shared-memory rings, not a socket, so
+# SCM_RIGHTS cannot go along its messages. send_handle() over one hands a
+# dup of the fd to resource_sharer (what pickling a Connection does) and
+# sends a message saying where to fetch it; recv_handle() reads that
+# message and fetches the fd, with SCM_RIGHTS over an authenticated Unix
+# socket. The sender may close its fd at once, but must still be running
+# when the receiver calls recv_handle(). Over a socket Connection
+# (Listener/Client) both work as in CPython.
+
+
+class _HandleRef(object):
+    '''The message send_handle() sends over a Pipe() end.'''
+
+    __slots__ = ('dupfd',)
+
+    def __init__(self, dupfd):
+        self.dupfd = dupfd
+
+    def __reduce__(self):
+        return _HandleRef, (self.dupfd,)
+
+
+def _is_ring(conn):
+    from .connection import RingConnection
+    return isinstance(conn, RingConnection)
+
+
 def send_handle(conn, handle, destination_pid):
     '''Send a handle over a local connection.'''
+    if _is_ring(conn):
+        from . import resource_sharer
+        conn.send(_HandleRef(resource_sharer.DupFd(handle)))
+        return
     with socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as s:
         sendfds(s, [handle])
 
 
 def recv_handle(conn):
     '''Receive a handle over a local connection.'''
+    if _is_ring(conn):
+        msg = conn.recv()
+        if not isinstance(msg, _HandleRef):
+            raise RuntimeError('Invalid data received: %s, not a handle sent '
+                               'with send_handle()' % type(msg).__name__)
+        return msg.dupfd.detach()
     with socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as s:
         return recvfds(s, 1)[0]
+
+
+def _duplicate_for_child(popen, fd):
+    '''Pass fd to the child popen is starting; return its number there.
+
+    mpgo's own Popens give every fd passed a number of its own in the
+    child. Other Popens (loky's) pass an fd at its own number, so an fd
+    passed twice would be one fd in the child, owned (and closed) by two
+    objects: the second time, a dup of it goes instead, closed here once
+    popen is gone.'''
+    if type(popen).__module__.startswith(__package__ + '.'):
+        return popen.duplicate_for_child(fd)
+    given = popen.__dict__.setdefault('_mpgo_fds_given', set())
+    if fd in given:
+        from . import util
+        fd = os.dup(fd)
+        util.Finalize(popen, os.close, (fd,))
+    given.add(fd)
+    return popen.duplicate_for_child(fd)
+
+
+def _created_in_fork_context(ctx):
+    '''Whether an object made for ctx (None: the default context, left
+    unset) belongs to the 'fork' start method.'''
+    if ctx is None:
+        d = context._default_context
+        ctx = d._actual_context or d._default_context
+    return ctx.get_start_method() == 'fork'
+
+
+def _check_fork_context(created_in_fork):
+    '''As CPython: an object of a 'fork' context (its locks, queues) may
+    not go to a child being started by another start method. mpgo's own
+    objects would work there, but code relies on CPython's error; passing
+    them at any other time (over a queue) is allowed.'''
+    if not created_in_fork:
+        return
+    popen = context.get_spawning_popen()
+    if popen is not None and getattr(popen, 'method', 'fork') != 'fork':
+        raise RuntimeError('A SemLock created in a fork context is being '
+                           'shared with a process in a spawn context. This is '
+                           'not supported. Please use the same context to create '
+                           'multiprocessing objects and Process.')
 
 
 def DupFd(fd):
     '''Return a wrapper for an fd.'''
     popen_obj = context.get_spawning_popen()
     if popen_obj is not None:
-        return popen_obj.DupFd(popen_obj.duplicate_for_child(fd))
+        return popen_obj.DupFd(_duplicate_for_child(popen_obj, fd))
     elif HAVE_SEND_HANDLE:
         from . import resource_sharer
         return resource_sharer.DupFd(fd)

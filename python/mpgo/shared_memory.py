@@ -6,9 +6,12 @@ list of int/float/bool/str/bytes/None packed into one. Both keep CPython's
 names, byte layout and semantics, so a block can be shared with a stdlib
 multiprocessing process.
 
-mpgo runs no resource tracker: nothing unlinks a block that its creator
-forgot, and the tracker's register/unregister calls are gone. Call unlink()
-exactly once, as the documentation of CPython already requires.
+As in CPython, a block is registered with the resource tracker
+(mpgo.resource_tracker) by every process that creates or attaches it, and
+unregistered by unlink(): the tracker unlinks what is left once every
+process of the program has gone, even ones that were killed.
+SharedMemory(..., track=False), as in CPython 3.13 (accepted on every
+version), leaves the block alone: the caller alone is responsible for it.
 
 Linux/POSIX only: CPython's Windows named-memory branch is left out.
 
@@ -27,6 +30,8 @@ import secrets
 import types
 
 import _posixshmem
+
+from . import resource_tracker
 
 _USE_POSIX = True
 
@@ -73,8 +78,9 @@ class SharedMemory:
     _flags = os.O_RDWR
     _mode = 0o600
     _prepend_leading_slash = True
+    _track = True
 
-    def __init__(self, name=None, create=False, size=0):
+    def __init__(self, name=None, create=False, size=0, *, track=True):
         if not size >= 0:
             raise ValueError("'size' must be a positive integer")
         if create:
@@ -83,6 +89,7 @@ class SharedMemory:
                 raise ValueError("'size' must be a positive number different from zero")
         if name is None and not self._flags & os.O_EXCL:
             raise ValueError("'name' can only be None if create=True")
+        self._track = track
 
         # POSIX Shared Memory
 
@@ -116,6 +123,9 @@ class SharedMemory:
         except OSError:
             self.unlink()
             raise
+
+        if self._track:
+            resource_tracker.register(self._name, "shared_memory")
 
         self._size = size
         self._buf = memoryview(self._mmap)
@@ -179,6 +189,8 @@ class SharedMemory:
         to the shared memory block."""
         if _USE_POSIX and self._name:
             _posixshmem.shm_unlink(self._name)
+            if self._track:
+                resource_tracker.unregister(self._name, "shared_memory")
 
 
 _encoding = "utf8"

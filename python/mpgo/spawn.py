@@ -234,10 +234,14 @@ def get_preparation_data(name, fork=False):
     from . import _alias
     if not fork:
         _check_not_importing_main()
+    from . import resource_tracker
     d = dict(
         log_to_stderr=util._log_to_stderr,
         authkey=process.current_process().authkey,
         mpgo_alias=_alias.is_installed(),
+        # Unpickling it tells the child where the program's resource
+        # tracker is (or will be): nothing to do in prepare().
+        resource_tracker=resource_tracker._for_child(),
         )
 
     if util._logger is not None:

@@ -44,6 +44,7 @@ class SemLock(_fast.SemLock):
     def __init__(self, kind, value, maxvalue, *, ctx):
         if value < 0:
             raise ValueError("semaphore initial value must be >= 0")
+        self._is_fork_ctx = context.reduction._created_in_fork_context(ctx)
         self._block = heap.allocate(_fast.LOCK_SIZE, 16)
         _fast.SemLock.__init__(self, self._block.memoryview(), kind, value, maxvalue, True)
         util.debug('created semlock at %s+%d' % (self._block.arena.ino, self._block.offset))
@@ -53,10 +54,12 @@ class SemLock(_fast.SemLock):
         return self
 
     def __getstate__(self):
+        context.reduction._check_fork_context(self._is_fork_ctx)
         return (self._block, self.kind, self.maxvalue)
 
     def __setstate__(self, state):
         self._block, kind, maxvalue = state
+        self._is_fork_ctx = False
         _fast.SemLock.__init__(self, self._block.memoryview(), kind, 0, maxvalue, False)
 
 

@@ -495,7 +495,65 @@ def _args_from_interpreter_flags():
     return _args_from_interpreter_flags()
 
 
+#
+# Start a program that keeps some of our fds
+#
+
+
+def spawnv_passfds(path, args, passfds):
+    '''Start path with argv args, passing the fds passfds (at their own
+    numbers) and closing every other fd in the child; return its pid.
+
+    As CPython's, this runs _posixsubprocess.fork_exec, whose child runs
+    only async-signal-safe C code up to exec: it is safe in a process that
+    runs the Go runtime (the child never runs Go). The caller reaps the
+    child (os.waitpid), as with CPython.'''
+    import _posixsubprocess
+    passfds = tuple(sorted(map(int, passfds)))
+    errpipe_read, errpipe_write = os.pipe()
+    try:
+        if sys.version_info >= (3, 11):
+            import subprocess
+            return _posixsubprocess.fork_exec(
+                args, [os.fsencode(path)], True, passfds, None, None,
+                -1, -1, -1, -1, -1, -1, errpipe_read, errpipe_write,
+                False, False, -1, None, None, None, -1, None,
+                subprocess._USE_VFORK)
+        return _posixsubprocess.fork_exec(
+            args, [os.fsencode(path)], True, passfds, None, None,
+            -1, -1, -1, -1, -1, -1, errpipe_read, errpipe_write,
+            False, False, None, None, None, -1, None)
+    finally:
+        os.close(errpipe_read)
+        os.close(errpipe_write)
+
+
 def close_fds(*fds):
     """Close each file descriptor given as an argument"""
     for fd in fds:
         os.close(fd)
+
+
+def _cleanup_tests():
+    """Cleanup multiprocessing resources when multiprocessing tests
+    completed (CPython's test suite calls this)."""
+
+    from test import support
+
+    # cleanup multiprocessing
+    process._cleanup()
+
+    # Stop the forkserver's zygote if it's running
+    from . import forkserver
+    forkserver._forkserver._stop()
+
+    # Stop the ResourceTracker process if it's running
+    from . import resource_tracker
+    resource_tracker._resource_tracker._stop()
+
+    # bpo-37421: Explicitly call _run_finalizers() to remove immediately
+    # temporary directories created by multiprocessing.util.get_temp_dir().
+    _run_finalizers()
+    support.gc_collect()
+
+    support.reap_children()
