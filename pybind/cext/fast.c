@@ -133,7 +133,7 @@ static void semlock_dealloc(SemLock *s) {
  * nothing that could lead back to the lock; shown to the collector, a
  * memoryview found in a garbage cycle is cleared while the lock still
  * holds a buffer from it, and releasing that buffer then crashes. */
-static int semlock_traverse(SemLock *s, visitproc visit, void *arg) {
+static int semlock_traverse(SemLock *Py_UNUSED(s), visitproc Py_UNUSED(visit), void *Py_UNUSED(arg)) {
 	return 0;
 }
 
