@@ -439,3 +439,41 @@ def test_functions_of_main_by_value(tmp_path):
     assert res.stdout.splitlines() == [
         "(120, True, 3, 3, ('logged', 6), 'Adds.', 'add', [0, 1, 2], 'b', "
         "'/', '__main__')", 'parent 1 2']
+
+
+LATER = '''
+    import os
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    class Job:
+        def __init__(self, n):
+            self.n = n
+
+    def work(job):
+        return job.n * 10
+
+    def consumer(q, out):
+        job = q.get()              # a Job, sent after the child started
+        out.put(work(job))
+
+    if __name__ == '__main__':
+        ctx = mp.get_context(os.environ['METHOD'])
+        q, out = ctx.Queue(), ctx.Queue()
+        p = ctx.Process(target=consumer, args=(q, out))
+        p.start()
+        q.put(Job(4))
+        print(out.get(timeout=30))
+        p.join()
+        with ProcessPoolExecutor(2, mp_context=ctx) as ex:
+            print(list(ex.map(work, [Job(1), Job(2)])))
+'''
+
+
+@pytest.mark.parametrize('method', METHODS)
+def test_main_objects_sent_later_by_name(tmp_path, method):
+    '''Objects of __main__ that reach a child only later, by name (over a
+    Queue, through a ProcessPoolExecutor), as under a real fork.'''
+    prog = _write(tmp_path / 'later.py', LATER)
+    res = _compare([prog], method, str(tmp_path))
+    assert res.stdout == '40\n[10, 20]\n'

@@ -262,10 +262,93 @@ def dumps(obj, protocol=None):
     return buf.getvalue()
 
 
+#
+# Objects of __main__ a child meets later, by name
+#
+# A child may receive a reference to an object of our __main__ that nothing
+# it was sent reached: a function submitted to a ProcessPoolExecutor, or a
+# task on pebble's pipe, goes by name (`__main__.f`), as with a real fork,
+# where the child has all of __main__. The child then asks us for it: each
+# process that starts 'fork' children serves its __main__'s objects, by
+# value, on a Unix socket in the abstract namespace, to clients that know
+# its authkey (a thread, started with the first such child). The child's
+# __main__ fetches a name it lacks from there (install_main's __getattr__).
+#
+
+_server = None   # (address, pid) of this process's server
+
+
+def main_server():
+    '''Return the address of this process's server of __main__'s objects,
+    starting it if need be.'''
+    global _server
+    import os
+    if _server is not None and _server[1] == os.getpid():
+        return _server[0]
+    import threading
+    from . import connection, process
+    address = '\0mpgo-main-%d-%s' % (os.getpid(), os.urandom(8).hex())
+    listener = connection.Listener(address, 'AF_UNIX',
+                                   authkey=bytes(process.current_process().authkey))
+    threading.Thread(target=_serve_main, args=(listener,), daemon=True,
+                     name='mpgo-main-objects').start()
+    _server = (address, os.getpid())
+    return address
+
+
+def _serve_main(listener):
+    import threading
+    while True:
+        try:
+            conn = listener.accept()
+        except Exception:
+            continue   # a client that failed to authenticate, say
+        threading.Thread(target=_answer, args=(conn,), daemon=True,
+                         name='mpgo-main-object').start()
+
+
+def _answer(conn):
+    with conn:
+        while True:
+            try:
+                name = conn.recv()
+            except (EOFError, OSError):
+                return
+            try:
+                data = dumps(getattr(sys.modules['__main__'], name))
+            except Exception:
+                data = b''   # the child raises AttributeError
+            try:
+                conn.send_bytes(data)
+            except OSError:
+                return
+
+
+class _Fetcher(object):
+    '''A child's connection to its parent's server of __main__'s objects.'''
+
+    def __init__(self, address):
+        import threading
+        self.address = address
+        self.lock = threading.Lock()
+        self.conn = None
+
+    def fetch(self, name):
+        with self.lock:
+            if self.conn is None:
+                from . import connection, process
+                self.conn = connection.Client(
+                    self.address, 'AF_UNIX',
+                    authkey=bytes(process.current_process().authkey))
+            self.conn.send(name)
+            return self.conn.recv_bytes()
+
+
 def main_info():
     '''What a 'fork' child needs to make its own __main__ look like ours:
-    its file, package and docstring, and the modules its globals name (the
-    child imports one when something asks __main__ for it).'''
+    its file, package and docstring, the modules its globals name (the
+    child imports one when something asks __main__ for it), and where to
+    ask for the rest.'''
     import types
     main = sys.modules.get('__main__')
     info = {}
@@ -278,7 +361,7 @@ def main_info():
         if isinstance(value, types.ModuleType) and not name.startswith('__') \
                 and sys.modules.get(value.__name__) is value:
             modules[name] = value.__name__
-    return info, modules
+    return info, modules, main_server()
 
 
 def install_main(data):
@@ -287,11 +370,12 @@ def install_main(data):
     return the module it replaces.'''
     import builtins
     import types
-    info, modules = data
+    info, modules, server = data
     old = sys.modules.get('__main__')
     main = types.ModuleType('__main__')
     main.__dict__.update(info)
     main.__builtins__ = builtins
+    fetcher = _Fetcher(server)
 
     def __getattr__(name):
         # A module the parent's __main__ imported, imported when asked
@@ -300,6 +384,17 @@ def install_main(data):
             import importlib
             module = main.__dict__[name] = importlib.import_module(modules[name])
             return module
+        # Anything else of the parent's __main__, by value, when first
+        # asked for (an object sent to us by name).
+        if not name.startswith('__'):
+            try:
+                data = fetcher.fetch(name)
+            except (OSError, EOFError):
+                data = b''   # the parent is gone
+            if data:
+                import pickle
+                obj = pickle.loads(data)
+                return main.__dict__.setdefault(name, obj)
         raise AttributeError("module '__main__' has no attribute %r" % name)
 
     main.__getattr__ = __getattr__

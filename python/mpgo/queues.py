@@ -640,9 +640,16 @@ class _LazyLock(object):
     def __get__(self, obj, objtype=None):
         if obj is None:
             return self
-        # Not through the default context, which would fix its start method.
+        # Not through the default context, which would fix its start method;
+        # of the queue's context as far as pickling goes (CPython makes them
+        # with the queue's ctx).
         from .synchronize import Lock
-        return obj.__dict__.setdefault(self.name, Lock())
+        lock = obj.__dict__.get(self.name)
+        if lock is None:
+            lock = Lock()
+            lock._is_fork_ctx = obj.__dict__.get('_is_fork_ctx', False)
+            lock = obj.__dict__.setdefault(self.name, lock)
+        return lock
 
 
 class SimpleQueue(object):
