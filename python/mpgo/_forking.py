@@ -285,30 +285,44 @@ def main_server():
     import os
     if _server is not None and _server[1] == os.getpid():
         return _server[0]
+    import socket
     import threading
-    from . import connection, process
+    from . import process
     address = '\0mpgo-main-%d-%s' % (os.getpid(), os.urandom(8).hex())
-    listener = connection.Listener(address, 'AF_UNIX',
-                                   authkey=bytes(process.current_process().authkey))
-    threading.Thread(target=_serve_main, args=(listener,), daemon=True,
+    # A bare socket, and mpgo.connection (with its authentication) only
+    # once a child connects: most programs' children never do.
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(address)
+    sock.listen(64)
+    authkey = bytes(process.current_process().authkey)
+    threading.Thread(target=_serve_main, args=(sock, authkey), daemon=True,
                      name='mpgo-main-objects').start()
     _server = (address, os.getpid())
     return address
 
 
-def _serve_main(listener):
+def _serve_main(sock, authkey):
     import threading
     while True:
         try:
-            conn = listener.accept()
-        except Exception:
-            continue   # a client that failed to authenticate, say
-        threading.Thread(target=_answer, args=(conn,), daemon=True,
+            client, _ = sock.accept()
+        except OSError:
+            import time
+            time.sleep(0.1)   # out of fds, say: the child will retry
+            continue
+        threading.Thread(target=_answer, args=(client, authkey), daemon=True,
                          name='mpgo-main-object').start()
 
 
-def _answer(conn):
+def _answer(client, authkey):
+    from . import connection
+    conn = connection.Connection(client.detach())
     with conn:
+        try:
+            connection.deliver_challenge(conn, authkey)
+            connection.answer_challenge(conn, authkey)
+        except Exception:
+            return     # a client that failed to authenticate
         while True:
             try:
                 name = conn.recv()
