@@ -603,6 +603,11 @@ def _child(sock, fds, env_block, flags, parent_pid, handlers, libc):
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
             if os.getppid() != parent_pid:
                 os.kill(os.getpid(), signal.SIGKILL)
+        if _RUN_CHILD_ATEXIT:
+            import atexit
+            from . import util
+            atexit._clear()     # the parent's, inherited through the zygote
+            atexit.register(util._exit_function)
         from . import spawn
         code = spawn._zygote_main(parent_pid)
     except SystemExit as e:
@@ -614,12 +619,23 @@ def _child(sock, fds, env_block, flags, parent_pid, handlers, libc):
         except BaseException:
             pass
     finally:
+        if _RUN_CHILD_ATEXIT:
+            try:
+                import atexit
+                atexit._run_exitfuncs()
+            except BaseException:
+                pass
         try:
             sys.stdout.flush()
             sys.stderr.flush()
         except BaseException:
             pass
         os._exit(code)
+
+
+# Whether a forked child runs the exit handlers registered in it, as
+# CPython's fork and forkserver children do from 3.13 on (gh-83856).
+_RUN_CHILD_ATEXIT = sys.version_info >= (3, 13)
 
 
 def _install_fds(fds):
