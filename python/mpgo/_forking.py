@@ -137,9 +137,9 @@ def _set_function(f, state):
 def _reduce_main_function(f):
     code = f.__code__
     g = f.__globals__
-    globs = {n: g[n] for n in _global_names(code) if n in g}
+    globs = {n: _copied(g[n]) for n in _global_names(code) if n in g}
     cells = None if f.__closure__ is None else [
-        _cell_value(c) for c in f.__closure__]
+        _copied(_cell_value(c)) for c in f.__closure__]
     ncells = None if cells is None else len(cells)
     state = (f.__qualname__, f.__defaults__, f.__kwdefaults__, f.__doc__,
              f.__dict__ or None, getattr(f, '__annotations__', None) or None,
@@ -311,6 +311,24 @@ class _SharedFd(object):
         return _fetcher.fetch_fd(self.key)
 
 
+class _ForkCopy(object):
+    '''Stands, in a pickle, for a global or closure variable of a function
+    of __main__ that a fork would copy (a Pool's task function reads a
+    global lock, say, which its worker would have as a fork child).'''
+
+    __slots__ = ('obj',)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __reduce__(self):
+        return _FORK_COPIES[type(self.obj)](self.obj)
+
+
+def _copied(value):
+    return _ForkCopy(value) if type(value) in _FORK_COPIES else value
+
+
 def _fork_copies():
     import _thread
     import io
@@ -322,6 +340,16 @@ def _fork_copies():
 
 
 _FORK_COPIES = _fork_copies()
+
+
+def _copies_anything():
+    '''Whether what is being pickled is a child's start, which a fork would
+    not pickle at all: then any lock or file goes as a fork copies it. A
+    Pool's tasks are pickled under a real fork too, so their arguments must
+    pickle as there; only what their functions read of __main__ (which a
+    fork child would have) is copied (_ForkCopy).'''
+    from .context import get_spawning_popen
+    return get_spawning_popen() is not None
 
 
 _light_class = None
@@ -336,6 +364,7 @@ def _make_light_class():
         def __init__(self, file, protocol=None):
             super().__init__(file, protocol)
             self.main = sys.modules.get('__main__')
+            self.copies = _copies_anything()
 
         def reducer_override(self, obj):
             t = type(obj)
@@ -352,7 +381,7 @@ def _make_light_class():
                     return _reduce_module(obj)
             elif isinstance(obj, type) and obj.__module__ == '__main__':
                 raise _ByValue(obj)
-            elif t in _FORK_COPIES:
+            elif t in _FORK_COPIES and self.copies:
                 return _FORK_COPIES[t](obj)
             return NotImplemented
 
@@ -374,11 +403,14 @@ def _make_pickler_class():
         # mpgo's reducers (connections, sockets, ...) first; the dict is
         # ForkingPickler's own, so later register() calls apply here too.
         dispatch_table = collections.ChainMap(
-            ForkingPickler._extra_reducers, _FORK_COPIES,
-            cloudpickle.Pickler.dispatch_table)
+            ForkingPickler._extra_reducers, cloudpickle.Pickler.dispatch_table)
 
         def __init__(self, file, protocol=None):
             super().__init__(file, protocol)
+            if _copies_anything():
+                self.dispatch_table = collections.ChainMap(
+                    ForkingPickler._extra_reducers, _FORK_COPIES,
+                    cloudpickle.Pickler.dispatch_table)
             main = sys.modules.get('__main__')
             if main is not None:
                 # cloudpickle rebuilds a function's globals from the object
