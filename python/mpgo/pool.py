@@ -260,11 +260,11 @@ class Pool(_classic_pool.QueuePool):
     Class which supports an async version of applying functions to arguments.
     '''
     _wrap_exception = True
-    # A process pool runs on the engine's pool (_engine_pool._CorePool); a
-    # pool that reaches into CPython's machinery runs it instead
-    # (_classic_pool, see _runs_queues), and so does ThreadPool's Python
-    # scheduler (_thread_pool): for those, _core stays None and the methods
-    # below hand over to _classic_pool.QueuePool's, which are CPython's.
+    # A process pool runs on the engine's pool (_engine_pool._CorePool). A
+    # pool that reaches into CPython's machinery runs that instead
+    # (_classic_pool, see _runs_queues): its _core stays None, and the
+    # methods below hand over to _classic_pool.QueuePool's, CPython's.
+    # ThreadPool (_thread_pool) takes those methods from QueuePool too.
     _core = None
     _classic = False
 
