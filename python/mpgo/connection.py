@@ -512,6 +512,8 @@ class RingConnection(Connection):
         self._ctl = mv[_consts.PIPE_CTL_ARMED:_consts.PIPE_CTL_ALIVE].cast("I")
         self._side = side
         self._peer = 1 - side
+        self._level = _LEVEL + side     # in _ctl: this side's level word
+        self._peer_level = _LEVEL + self._peer
         kind, vmax = _fast.KIND_SEMAPHORE, _fast.SEM_VALUE_MAX
         alive, size = _consts.PIPE_CTL_ALIVE, _consts.PIPE_CTL_ALIVE_SIZE
         self._alive = _fast.SemLock(mv[alive + size * side:alive + size * (side + 1)],
@@ -599,7 +601,7 @@ class RingConnection(Connection):
         waits (or once the other end is closed everywhere), in every
         process, so it can be selected on directly (see _Doorbell)."""
         self._check_closed()
-        if self._readable and not self._ctl[_LEVEL + self._side]:
+        if self._readable and not self._ctl[self._level]:
             self._bell.level_on()
         return self._handle
 
@@ -621,7 +623,7 @@ class RingConnection(Connection):
     def _send_bytes(self, buf):
         self._check_peer()
         self._out.put(buf)
-        if self._ctl[self._peer] or self._ctl[_LEVEL + self._peer]:
+        if self._ctl[self._peer] or self._ctl[self._peer_level]:
             self._peer_bell.ring()
 
     def send(self, obj):
@@ -666,7 +668,7 @@ class RingConnection(Connection):
                         except Empty:
                             raise EOFError from None
         finally:
-            if self._ctl[_LEVEL + self._side]:
+            if self._ctl[self._level]:
                 self._bell.sync()
 
     def recv(self):
@@ -1206,13 +1208,15 @@ class _Doorbell(object):
     queue objects hold sync), so it keeps no connection alive.
     """
 
-    __slots__ = ("q", "ctl", "full", "side", "lock", "_reader", "_writer")
+    __slots__ = ("q", "ctl", "full", "side", "level", "lock", "_reader",
+                 "_writer")
 
     def __init__(self, q, ctl, full, side, lock, reader=None, writer=None):
         self.q = q
         self.ctl = ctl
         self.full = full
         self.side = side
+        self.level = _LEVEL + side  # the word of ctl saying level mode
         self.lock = lock
         self._reader = reader
         self._writer = writer
@@ -1283,7 +1287,7 @@ class _Doorbell(object):
 
     def ring(self):
         """After a put: level mode, sync; armed, wake the waiters."""
-        if self.ctl[_LEVEL + self.side]:
+        if self.ctl[self.level]:
             self.sync()
         elif self.ctl[self.side]:
             self._write()
@@ -1291,9 +1295,9 @@ class _Doorbell(object):
     def level_on(self):
         """Switch the side to level mode (fileno() was asked for)."""
         with self.lock:
-            if self.ctl[_LEVEL + self.side]:
+            if self.ctl[self.level]:
                 return
-            self.ctl[_LEVEL + self.side] = 1
+            self.ctl[self.level] = 1
             self._drain()       # stale bytes of armed mode
             self.full[self.side] = 0
         self.sync()
@@ -1302,7 +1306,7 @@ class _Doorbell(object):
         """Count this thread as waiting on the doorbell (armed mode);
         return whether it was counted (not in level mode)."""
         with self.lock:
-            if self.ctl[_LEVEL + self.side]:
+            if self.ctl[self.level]:
                 return False
             self.ctl[self.side] += 1
             return True
@@ -1316,7 +1320,7 @@ class _Doorbell(object):
         """After the doorbell woke a waiter that found no message: drain it
         (armed) or sync it (level); return whether a message came meanwhile."""
         with self.lock:
-            if not self.ctl[_LEVEL + self.side]:
+            if not self.ctl[self.level]:
                 self._drain()
                 if not self.q.qsize():
                     return False
