@@ -243,7 +243,7 @@ def test_imap_over_a_huge_range_is_lazy(pool):
     it = pool.imap(h.square, range(10**12))
     assert [next(it) for _ in range(5)] == [0, 1, 4, 9, 16]
     time.sleep(0.5)
-    assert pool._core.tasks.qsize() <= mpool._FEED_AHEAD + 4096
+    assert pool._core.tasks.qsize() <= mpgo._engine_pool._FEED_AHEAD + 4096
 
 
 def _forge_result(pool, job, i, body, status=0):

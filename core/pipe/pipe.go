@@ -3,11 +3,11 @@
 // and sends on the other; the End at the other side has them swapped.
 //
 // A Go End can talk to a Python Connection of mpgo's Pipe(): attach the
-// rings its references name (the Python side's RingConnection holds them),
-// send raw bytes and read with recv_bytes/send_bytes there. The doorbells a
-// Python end also has (for poll() and connection.wait()) are a Python-side
-// matter: a Go sender does not ring them, so a Python receiver should block
-// in recv rather than select on fileno().
+// rings its references name (RingConnection.engine_refs() on the Python
+// side), send raw bytes and read with recv_bytes/send_bytes there. To wake
+// a Python receiver waiting in poll(), connection.wait() or a select on its
+// fileno(), give the End the receiver's doorbell (SetBell; control.go has
+// the control block it lives in).
 package pipe
 
 import (
@@ -23,6 +23,7 @@ import (
 // End is one end of a pipe. Its methods are safe for concurrent use.
 type End struct {
 	in, out *queue.Queue
+	bell    *Bell
 }
 
 // New creates a pipe and returns its two ends.
@@ -72,12 +73,19 @@ func (e *End) Refs() (in, out shm.Ref) {
 
 var errWrongEnd = fmt.Errorf("pipe: end not open in that direction: %w", errs.ErrValue)
 
+// SetBell makes every Send ring b, the doorbell of the receiving side, after
+// its put. Call it before the End is used.
+func (e *End) SetBell(b *Bell) { e.bell = b }
+
 // Send sends msg; the pipe is unbounded, so it never waits for room.
 func (e *End) Send(msg []byte) error {
 	if e.out == nil {
 		return errWrongEnd
 	}
-	return e.out.Put(msg, -1)
+	if err := e.out.Put(msg, -1); err != nil || e.bell == nil {
+		return err
+	}
+	return e.bell.ring(e.out)
 }
 
 // Recv waits at most timeout (< 0: no limit) for the next message and

@@ -20,9 +20,6 @@ const (
 	offLock    = 0
 	offRLock   = 64
 	offSem     = 128
-	offCond    = 192
-	offEvent   = 256
-	offBarrier = 320
 	offCounter = 1024
 	segSize    = 4096
 )
@@ -86,26 +83,6 @@ func child(role, ref string) error {
 		s, _ := mpsync.OpenSemaphore(mem[offSem:])
 		for range 1000 {
 			if err := s.Release(1); err != nil {
-				return err
-			}
-		}
-	case "cond-wait":
-		l, _ := mpsync.OpenLock(mem[offLock:])
-		c, _ := mpsync.OpenCondition(mem[offCond:], l)
-		l.Acquire(me, -1)
-		fmt.Println("waiting")
-		ok, err := c.Wait(me, 10*time.Second)
-		if !ok || err != nil || !l.IsMine(me) {
-			return fmt.Errorf("wait: %v, %v", ok, err)
-		}
-		return l.Release(me)
-	case "event-set":
-		e, _ := mpsync.OpenEvent(mem[offEvent:])
-		e.Set()
-	case "barrier":
-		b, _ := mpsync.OpenBarrier(mem[offBarrier:])
-		for range 100 {
-			if _, err := b.Wait(10 * time.Second); err != nil {
 				return err
 			}
 		}

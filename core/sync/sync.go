@@ -1,7 +1,10 @@
-// Package sync provides the synchronisation primitives of multiprocessing —
-// Lock, RLock, Semaphore, Condition, Event, Barrier — as views over small
-// regions of shared memory, so that every process mapping the region shares
-// one primitive.
+// Package sync provides the synchronisation primitives of multiprocessing
+// that need a protocol of their own — Lock, RLock, Semaphore — as views over
+// small regions of shared memory, so that every process mapping the region
+// shares one primitive. mpgo's Condition, Event and Barrier are CPython's
+// algorithms over these (python/mpgo/synchronize.py), so a Go program
+// shares them by sharing their Locks and Semaphores, not a layout of their
+// own.
 //
 // Each primitive's byte layout is written above its offset constants; the C
 // fast path in capi/include/mpgo.h mirrors them. New<X> initialises a region
@@ -53,5 +56,4 @@ func view(kind string, mem []byte, size int) error {
 	return nil
 }
 
-func word(mem []byte, off int) *uint32  { return (*uint32)(unsafe.Pointer(&mem[off])) }
-func dword(mem []byte, off int) *uint64 { return (*uint64)(unsafe.Pointer(&mem[off])) }
+func word(mem []byte, off int) *uint32 { return (*uint32)(unsafe.Pointer(&mem[off])) }

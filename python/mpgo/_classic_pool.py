@@ -1,6 +1,6 @@
 """CPython's Pool machinery, for pools that reach into it.
 
-mpgo's process Pool runs on the engine's scheduler (mpgo.pool._CorePool),
+mpgo's process Pool runs on the engine's scheduler (mpgo._engine_pool),
 which has no task and result queues of Python's making, no worker handler
 and no Process object per worker. Code that subclasses Pool to change
 those (joblib's PicklingPool overrides _setup_queues to pickle with its
@@ -95,7 +95,9 @@ def worker(inqueue, outqueue, initializer=None, initargs=(), maxtasks=None,
 
 
 class QueuePool(object):
-    '''Mixed into mpgo's Pool: CPython's private Pool machinery.'''
+    '''Mixed into mpgo's Pool: CPython's private Pool machinery, and
+    CPython's Pool methods over _taskqueue, which mpgo.pool.Pool hands over
+    to for such a pool and ThreadPool (mpgo._thread_pool) uses too.'''
 
     def _init_queue_pool(self, processes, initializer, initargs,
                          maxtasksperchild):
@@ -172,6 +174,87 @@ class QueuePool(object):
             exitpriority=15
             )
         self._state = _pool.RUN
+
+    # -- CPython's Pool methods over _taskqueue (Pool hands over to them for
+    # a pool of this design; ThreadPool's scheduler takes the same tasks) --
+
+    def _guarded_task_generation(self, result_job, func, iterable):
+        '''Provides a generator of tasks for imap and imap_unordered with
+        appropriate handling for iterables which throw exceptions during
+        iteration.'''
+        try:
+            i = -1
+            for i, x in enumerate(iterable):
+                yield (result_job, i, func, (x,), {})
+        except Exception as e:
+            yield (result_job, i+1, _pool._helper_reraises_exception, (e,), {})
+
+    def imap(self, func, iterable, chunksize=1):
+        self._check_running()
+        return self._queue_imap(_pool.IMapIterator(self), func, iterable,
+                                chunksize, "{0:n}")
+
+    def imap_unordered(self, func, iterable, chunksize=1):
+        self._check_running()
+        return self._queue_imap(_pool.IMapUnorderedIterator(self), func,
+                                iterable, chunksize, "{0!r}")
+
+    def _queue_imap(self, result, func, iterable, chunksize, shown):
+        if chunksize == 1:
+            self._taskqueue.put(
+                (
+                    self._guarded_task_generation(result._job, func, iterable),
+                    result._set_length
+                ))
+            return result
+        if chunksize < 1:
+            raise ValueError(
+                ("Chunksize must be 1+, not " + shown).format(chunksize))
+        task_batches = _pool.Pool._get_tasks(func, iterable, chunksize)
+        self._taskqueue.put(
+            (
+                self._guarded_task_generation(result._job,
+                                              _pool.mapstar,
+                                              task_batches),
+                result._set_length
+            ))
+        return (item for chunk in result for item in chunk)
+
+    def _map_async(self, func, iterable, mapper, chunksize=None, callback=None,
+                   error_callback=None):
+        self._check_running()
+        if not hasattr(iterable, '__len__'):
+            iterable = list(iterable)
+        chunksize = _pool._map_chunksize(iterable, chunksize, self._processes)
+        task_batches = _pool.Pool._get_tasks(func, iterable, chunksize)
+        result = _pool.MapResult(self, chunksize, len(iterable), callback,
+                                 error_callback=error_callback)
+        self._taskqueue.put(
+            (
+                self._guarded_task_generation(result._job,
+                                              mapper,
+                                              task_batches),
+                None
+            )
+        )
+        return result
+
+    def close(self):
+        if self._state == _pool.RUN:
+            self._state = _pool.CLOSE
+            self._worker_handler._state = _pool.CLOSE
+            self._change_notifier.put(None)
+
+    def join(self):
+        if self._state == _pool.RUN:
+            raise ValueError("Pool is still running")
+        elif self._state not in (_pool.CLOSE, _pool.TERMINATE):
+            raise ValueError("In unknown state")
+        self._worker_handler.join()
+        self._task_handler.join()
+        self._result_handler.join()
+        for p in list(self._pool):
+            p.join()
 
     def _get_sentinels(self):
         task_queue_sentinels = [self._outqueue._reader]

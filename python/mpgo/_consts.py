@@ -11,3 +11,12 @@ ZYGOTE_LATER = 4  # flag, with ZYGOTE_IMPORT: import them once idle
 ZYGOTE_MAX_FDS = 250  # most child fds in one request
 ZYGOTE_MAX_MESSAGE = 131072  # largest request
 ZYGOTE_REPLY_SIZE = 8  # bytes of the reply (int64 pid or -errno)
+
+# core/pipe/control.go: the control block of a Pipe()
+PIPE_CTL_ARMED = 0  # 2 x u32: waiters on each side's doorbell
+PIPE_CTL_LEVEL = 8  # 2 x u32: each side's doorbell is in level mode
+PIPE_CTL_ALIVE = 16  # semaphores: open copies of each side's end
+PIPE_CTL_ALIVE_SIZE = 16  # bytes of one of those semaphores
+PIPE_CTL_LOCK = 48  # lock: the doorbells' state
+PIPE_CTL_FULL = 64  # 2 x u32: level mode, the doorbell holds its byte
+PIPE_CTL_SIZE = 72  # bytes of the control block

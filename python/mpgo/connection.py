@@ -36,6 +36,7 @@ import weakref
 
 from queue import Empty
 
+from . import _consts
 from . import util
 from . import reduction
 from .context import AuthenticationError, BufferTooShort
@@ -448,16 +449,12 @@ def Pipe(duplex=True):
     return _ring_pipe(duplex)
 
 
-# The control block of a Pipe() (see RingConnection and _Doorbell):
-#
-#   0   4 x u32   armed[0], armed[1], level[0], level[1]
-#   16  16 bytes  semaphore: open copies of side 0's end
-#   32  16 bytes  semaphore: open copies of side 1's end
-#   48  16 bytes  lock: the doorbells' state (armed counts, full, level mode)
-#   64  2 x u32   full[0], full[1]: level mode, the doorbell holds its byte
-_CTL_LOCK = 48
-_CTL_FULL = 64
-_CTL_SIZE = 72
+# The control block of a Pipe() (see RingConnection and _Doorbell); its
+# layout is core/pipe's (control.go), whose senders ring the doorbells too.
+# self._ctl views its words from armed on: armed[side] is word side, the
+# level words follow from word _LEVEL.
+_LEVEL = (_consts.PIPE_CTL_LEVEL - _consts.PIPE_CTL_ARMED) // 4
+_CTL_SIZE = _consts.PIPE_CTL_SIZE
 
 
 def _ring_pipe(duplex, maxsize=0):
@@ -490,8 +487,8 @@ class RingConnection(Connection):
     A control block in shared memory (_CTL_SIZE bytes) holds, for each
     side, how many threads wait on its doorbell in poll() or wait() now
     (word `side`: armed, while the side is not in level mode) and whether
-    somebody selects on its fileno() directly (word 2 + side: level), then
-    one counting semaphore per side (bytes 16 + 16 * side): how many copies
+    somebody selects on its fileno() directly (word _LEVEL + side: level), then
+    one counting semaphore per side (at PIPE_CTL_ALIVE): how many copies
     of that end are open, so that a send to an end closed everywhere raises
     BrokenPipeError as a socket would. A peer that died without closing is
     found by the kernel: every _CHECK_EVERY sends look whether its doorbell
@@ -514,17 +511,23 @@ class RingConnection(Connection):
                 os.close(fd)
         self._ctl_block = ctl
         mv = ctl.memoryview()
-        self._ctl = mv[:16].cast("I")
+        self._ctl = mv[_consts.PIPE_CTL_ARMED:_consts.PIPE_CTL_ALIVE].cast("I")
         self._side = side
         self._peer = 1 - side
+        self._level = _LEVEL + side     # in _ctl: this side's level word
+        self._peer_level = _LEVEL + self._peer
         kind, vmax = _fast.KIND_SEMAPHORE, _fast.SEM_VALUE_MAX
-        self._alive = _fast.SemLock(mv[16 + 16 * side:32 + 16 * side], kind, 1, vmax, new)
-        self._peer_alive = _fast.SemLock(mv[16 + 16 * self._peer:32 + 16 * self._peer],
-                                         kind, 1, vmax, new)
+        alive, size = _consts.PIPE_CTL_ALIVE, _consts.PIPE_CTL_ALIVE_SIZE
+        self._alive = _fast.SemLock(mv[alive + size * side:alive + size * (side + 1)],
+                                    kind, 1, vmax, new)
+        self._peer_alive = _fast.SemLock(
+            mv[alive + size * self._peer:alive + size * (self._peer + 1)],
+            kind, 1, vmax, new)
         self._sends = 0
-        bell_lock = _fast.SemLock(mv[_CTL_LOCK:_CTL_LOCK + 16], _fast.KIND_LOCK,
+        lock = _consts.PIPE_CTL_LOCK
+        bell_lock = _fast.SemLock(mv[lock:lock + _fast.LOCK_SIZE], _fast.KIND_LOCK,
                                   1, 1, new)
-        full = mv[_CTL_FULL:_CTL_FULL + 8].cast("I")
+        full = mv[_consts.PIPE_CTL_FULL:_consts.PIPE_CTL_FULL + 8].cast("I")
         # The doorbell this end reads (of its side), and the one it rings
         # (of the peer's side).
         self._bell = _Doorbell(self._in, self._ctl, full, side, bell_lock,
@@ -543,18 +546,43 @@ class RingConnection(Connection):
         if writable:
             fq = _fast.Queue(rout.handle)
             fq.configure(_dumps_msg, _loads, _pickle_dumps, reduction._PLAIN,
-                         self._ctl, self._peer, 2 + self._peer,
+                         self._ctl, self._peer, _LEVEL + self._peer,
                          self._peer_bell_w, self._peer_bell.sync,
                          "connection is closed")
             self._put_obj = fq.put_obj
         if readable:
             fq = _fast.Queue(rin.handle)
             fq.configure(_dumps_msg, _loads, _pickle_dumps, reduction._PLAIN,
-                         self._ctl, side, 2 + side, -1,
+                         self._ctl, side, _LEVEL + side, -1,
                          self._bell.sync, "connection is closed")
             self._get_obj = fq.get_obj2
         super().__init__(self._bell_r if readable else self._peer_bell_w,
                          readable, writable)
+
+    def engine_refs(self):
+        """What a Go program needs to use this end's rings (core/pipe):
+        a dict of "recv" and "send", the references ("pid:fd:size") of the
+        rings this end receives and sends on (None for a one-way end);
+        "ctl" and "ctl_offset", the arena holding the control block and
+        the block's offset in it; "side", this end's side. To send to this
+        end and wake it (pipe.OpenBell), a Go peer also needs the write end
+        of its doorbell: the peer end's doorbell_fd()."""
+        from ._engine import call
+        self._check_closed()
+        block = self._ctl_block
+        return {
+            "recv": call("QueueRef", self._rin.handle) if self._readable else None,
+            "send": call("QueueRef", self._rout.handle) if self._writable else None,
+            "ctl": block.arena.ref(), "ctl_offset": block.offset,
+            "side": self._side,
+        }
+
+    def doorbell_fd(self):
+        """The write end of the other end's doorbell, which this end rings
+        after a send (for a Go sender standing in for this end, to inherit)."""
+        self._check_closed()
+        self._check_writable()
+        return self._peer_bell_w
 
     def _close(self, _close=os.close):
         self._alive.acquire(False)
@@ -575,7 +603,7 @@ class RingConnection(Connection):
         waits (or once the other end is closed everywhere), in every
         process, so it can be selected on directly (see _Doorbell)."""
         self._check_closed()
-        if self._readable and not self._ctl[2 + self._side]:
+        if self._readable and not self._ctl[self._level]:
             self._bell.level_on()
         return self._handle
 
@@ -597,7 +625,7 @@ class RingConnection(Connection):
     def _send_bytes(self, buf):
         self._check_peer()
         self._out.put(buf)
-        if self._ctl[self._peer] or self._ctl[2 + self._peer]:
+        if self._ctl[self._peer] or self._ctl[self._peer_level]:
             self._peer_bell.ring()
 
     def send(self, obj):
@@ -642,7 +670,7 @@ class RingConnection(Connection):
                         except Empty:
                             raise EOFError from None
         finally:
-            if self._ctl[2 + self._side]:
+            if self._ctl[self._level]:
                 self._bell.sync()
 
     def recv(self):
@@ -1164,12 +1192,12 @@ class _Doorbell(object):
       a count of waiters kept under the lock). Waiters drain it when they
       find no message, and, should one arrive meanwhile, ring it again for
       the other waiters. Bytes may be stale; waiters look at the ring.
-    * level: once fileno() is asked for on the side (ctl word 2 + side,
+    * level: once fileno() is asked for on the side (ctl word _LEVEL + side,
       for good and in every process), the doorbell holds one byte exactly
       while the ring holds a message, so select, poll and selectors on
       fileno() see every waiting message and only those. After every put
-      and every get, sync() makes it so under the lock (bytes 48-64 of the
-      control block), with the state word full[side] (bytes 64 + 4 * side)
+      and every get, sync() makes it so under the lock (PIPE_CTL_LOCK in
+      the control block), with the state word full[side] (PIPE_CTL_FULL)
       saying whether the byte is there. An end that lacks the pipe end it
       needs (a sender draining, a receiver ringing) opens one through
       /proc/self/fd for the moment: holding a write end for longer would
@@ -1182,13 +1210,15 @@ class _Doorbell(object):
     queue objects hold sync), so it keeps no connection alive.
     """
 
-    __slots__ = ("q", "ctl", "full", "side", "lock", "_reader", "_writer")
+    __slots__ = ("q", "ctl", "full", "side", "level", "lock", "_reader",
+                 "_writer")
 
     def __init__(self, q, ctl, full, side, lock, reader=None, writer=None):
         self.q = q
         self.ctl = ctl
         self.full = full
         self.side = side
+        self.level = _LEVEL + side  # the word of ctl saying level mode
         self.lock = lock
         self._reader = reader
         self._writer = writer
@@ -1259,7 +1289,7 @@ class _Doorbell(object):
 
     def ring(self):
         """After a put: level mode, sync; armed, wake the waiters."""
-        if self.ctl[2 + self.side]:
+        if self.ctl[self.level]:
             self.sync()
         elif self.ctl[self.side]:
             self._write()
@@ -1267,9 +1297,9 @@ class _Doorbell(object):
     def level_on(self):
         """Switch the side to level mode (fileno() was asked for)."""
         with self.lock:
-            if self.ctl[2 + self.side]:
+            if self.ctl[self.level]:
                 return
-            self.ctl[2 + self.side] = 1
+            self.ctl[self.level] = 1
             self._drain()       # stale bytes of armed mode
             self.full[self.side] = 0
         self.sync()
@@ -1278,7 +1308,7 @@ class _Doorbell(object):
         """Count this thread as waiting on the doorbell (armed mode);
         return whether it was counted (not in level mode)."""
         with self.lock:
-            if self.ctl[2 + self.side]:
+            if self.ctl[self.level]:
                 return False
             self.ctl[self.side] += 1
             return True
@@ -1292,7 +1322,7 @@ class _Doorbell(object):
         """After the doorbell woke a waiter that found no message: drain it
         (armed) or sync it (level); return whether a message came meanwhile."""
         with self.lock:
-            if not self.ctl[2 + self.side]:
+            if not self.ctl[self.level]:
                 self._drain()
                 if not self.q.qsize():
                     return False

@@ -2,8 +2,10 @@
 
 Adapted from CPython's Lib/multiprocessing/synchronize.py (PSF License).
 
-The primitives live in shared memory (mpgo/heap.py) with the layouts of the
-Go engine's core/sync. Uncontended acquire and release run in the C fast
+Lock, RLock and the semaphores live in shared memory (mpgo/heap.py) with
+the layouts of the Go engine's core/sync; Condition, Event and Barrier are
+CPython's algorithms over those (and a shared counter, for Barrier), so
+they have no layout of their own in Go. Uncontended acquire and release run in the C fast
 path (mpgo._native._fast.SemLock) without entering Go; contended waits sleep
 in Go, in slices of at most 100 ms so that Ctrl-C raises KeyboardInterrupt
 at once. A Lock or RLock whose holder dies is taken over by the next
