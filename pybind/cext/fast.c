@@ -751,11 +751,10 @@ static PyObject *queue_get(QueueObj *q, PyObject *const *args, Py_ssize_t nargs)
 }
 
 /* Raw messages: a bytes object of at least RAW_MIN bytes travels as itself
- * followed by one RAW_TAG byte instead of as a pickle, so it is copied once
+ * followed by one MPGO_QUEUE_RAW_TAG byte instead of as a pickle, so it is copied once
  * on each side (pickling it would copy it twice more). Every pickle ends
  * with the STOP opcode '.', so the tag tells the two apart. */
 #define RAW_MIN (64 * 1024)
-#define RAW_TAG 0
 
 static PyObject *queue_put_raw(QueueObj *q, PyObject *const *args, Py_ssize_t nargs) {
 	if (nargs < 1 || nargs > 3 || !PyBytes_CheckExact(args[0])) {
@@ -765,7 +764,7 @@ static PyObject *queue_put_raw(QueueObj *q, PyObject *const *args, Py_ssize_t na
 	double t;
 	if (parse_timeout(nargs > 1 ? args[1] : NULL, nargs > 2 ? args[2] : NULL, &t) < 0) return NULL;
 	if (check_forked() < 0) return NULL;
-	static const char tag = RAW_TAG;
+	static const char tag = MPGO_QUEUE_RAW_TAG;
 	PyObject *b = args[0];
 	const void *parts[2] = {PyBytes_AS_STRING(b), &tag};
 	int64_t lens[2] = {PyBytes_GET_SIZE(b), 1};
@@ -798,14 +797,13 @@ static PyObject *queue_put_raw(QueueObj *q, PyObject *const *args, Py_ssize_t na
  * An object holding large buffers (numpy arrays, anything whose
  * __reduce_ex__(5) yields a PickleBuffer) is put as ONE message made of
  * parts laid end to end: the pickle stream, then each large buffer, then a
- * table of lengths and one OOB_TAG byte (mpgo.reduction documents the
+ * table of lengths and one MPGO_QUEUE_OOB_TAG byte (mpgo.reduction documents the
  * layout). put_parts copies each part once, straight into the ring.
  *
  * Getting one, the message lands in a fresh bytes object that nobody else
  * sees; a Landing exports its memory writable, and the Python oob_loads
  * unpickles with buffers= slices of it, so arrays come back as writable
  * views on the landing, as pickle 5 gives for writable originals. */
-#define OOB_TAG 1
 
 typedef struct {
 	PyObject_HEAD
@@ -1053,11 +1051,11 @@ static PyObject *queue_get_obj(QueueObj *q, PyObject *const *args, Py_ssize_t na
 	PyObject *m = queue_get(q, args, 2);
 	if (!m) return NULL;
 	Py_ssize_t n = PyBytes_GET_SIZE(m);
-	if (n > 0 && PyBytes_AS_STRING(m)[n - 1] == RAW_TAG) {
+	if (n > 0 && PyBytes_AS_STRING(m)[n - 1] == MPGO_QUEUE_RAW_TAG) {
 		if (_PyBytes_Resize(&m, n - 1) < 0) return NULL;
 		return m;
 	}
-	if (n > 0 && PyBytes_AS_STRING(m)[n - 1] == OOB_TAG) return oob_load(m, Py_REFCNT(m) == 1);
+	if (n > 0 && PyBytes_AS_STRING(m)[n - 1] == MPGO_QUEUE_OOB_TAG) return oob_load(m, Py_REFCNT(m) == 1);
 	PyObject *obj = scalar_loads((const unsigned char *)PyBytes_AS_STRING(m), n);
 	if (obj) { Py_DECREF(m); return obj; }
 	obj = PyObject_CallOneArg(args[2], m);
@@ -1621,7 +1619,7 @@ PyMODINIT_FUNC PyInit__fast(void) {
 	PyModule_AddIntConstant(m, "LOCK_SIZE", MPGO_LOCK_SIZE);
 	PyModule_AddIntConstant(m, "SEM_VALUE_MAX", MPGO_SEM_VALUE_MAX);
 	PyModule_AddIntConstant(m, "RAW_MIN", RAW_MIN);
-	PyModule_AddIntConstant(m, "OOB_TAG", OOB_TAG);
+	PyModule_AddIntConstant(m, "OOB_TAG", MPGO_QUEUE_OOB_TAG);
 	if (mpgo_pool_add(m) < 0) return NULL;
 	return m;
 }

@@ -15,8 +15,6 @@
 #include "plain.h"
 
 #define POOL_SLICE 0.1
-#define TASK_HDR 10
-#define RESULT_HDR 13
 #define POOL_SCRATCH (64 * 1024)
 /* The most a worker keeps of its result buffer between tasks. */
 #define POOL_KEEP_OUT (16 << 20)
@@ -132,27 +130,27 @@ static int take_next(PoolWorkerObj *w, double t, uint64_t *id, PyObject **fn,
 	}
 	if (rc == MPGO_ECLOSED || rc == MPGO_EEMPTY) return 0;
 	if (rc < 0) { mpgo_fast_raise_code(rc); return -1; }
-	if (ta.n < TASK_HDR) {
+	if (ta.n < MPGO_POOL_TASK_HEADER) {
 		PyErr_SetString(PyExc_RuntimeError, "mpgo pool: short task message");
 		return -1;
 	}
 	*id = get_u64(w->buf);
 	uint16_t fl;
 	memcpy(&fl, w->buf + 8, 2);
-	if (TASK_HDR + (int64_t)fl > ta.n) {
+	if (MPGO_POOL_TASK_HEADER + (int64_t)fl > ta.n) {
 		PyErr_SetString(PyExc_RuntimeError, "mpgo pool: bad task message");
 		return -1;
 	}
 	if (w->last_fn && PyBytes_GET_SIZE(w->last_fn) == fl &&
-	    memcmp(PyBytes_AS_STRING(w->last_fn), w->buf + TASK_HDR, fl) == 0) {
+	    memcmp(PyBytes_AS_STRING(w->last_fn), w->buf + MPGO_POOL_TASK_HEADER, fl) == 0) {
 		*fn = Py_NewRef(w->last_fn);  /* its hash is cached: cheap lookups */
 	} else {
-		*fn = PyBytes_FromStringAndSize(w->buf + TASK_HDR, fl);
+		*fn = PyBytes_FromStringAndSize(w->buf + MPGO_POOL_TASK_HEADER, fl);
 		if (!*fn) return -1;
 		Py_XSETREF(w->last_fn, Py_NewRef(*fn));
 	}
-	*off = TASK_HDR + fl;
-	*n = ta.n - TASK_HDR - fl;
+	*off = MPGO_POOL_TASK_HEADER + fl;
+	*n = ta.n - MPGO_POOL_TASK_HEADER - fl;
 	return 1;
 }
 
@@ -190,10 +188,6 @@ static PyObject *pw_close(PoolWorkerObj *w, PyObject *Py_UNUSED(unused)) {
 
 /* ---- serve: the worker's loop ---- */
 
-/* Task kinds (pool.py's _APPLY ... _APPLY_ARGS) and result statuses. */
-enum { K_APPLY, K_MAP, K_STARMAP, K_CALL, K_APPLY_ARGS };
-enum { S_OK, S_ERROR };
-
 static PyObject *as_tuple(PyObject *x) {
 	return PyTuple_CheckExact(x) ? Py_NewRef(x) : PySequence_Tuple(x);
 }
@@ -202,16 +196,16 @@ static PyObject *as_tuple(PyObject *x) {
  * documents (map and starmap chunks go through stream_map). */
 static PyObject *run_task(long kind, PyObject *func, PyObject *x) {
 	switch (kind) {
-	case K_CALL:
+	case MPGO_POOL_CALL:
 		return PyObject_CallOneArg(func, x);
-	case K_APPLY_ARGS: {
+	case MPGO_POOL_APPLY_ARGS: {
 		PyObject *a = as_tuple(x);
 		if (!a) return NULL;
 		PyObject *r = PyObject_Call(func, a, NULL);
 		Py_DECREF(a);
 		return r;
 	}
-	case K_APPLY: {
+	case MPGO_POOL_APPLY: {
 		if (!PyTuple_CheckExact(x) || PyTuple_GET_SIZE(x) != 2) {
 			PyErr_SetString(PyExc_TypeError, "mpgo pool: apply task is not (args, kwds)");
 			return NULL;
@@ -260,7 +254,7 @@ static int stream_map(PoolWorkerObj *w, long kind, PyObject *func, PyObject *x, 
 			if (PyErr_Occurred()) goto fail;
 			break;
 		}
-		if (kind == K_MAP) {
+		if (kind == MPGO_POOL_MAP) {
 			r = PyObject_CallOneArg(func, item);
 		} else {
 			PyObject *a = as_tuple(item);
@@ -375,7 +369,7 @@ static PyObject *pw_serve(PoolWorkerObj *w, PyObject *const *args, Py_ssize_t na
 		int r = take_next(w, -1, &id, &fn, &off, &n);
 		if (r < 0) return NULL;
 		if (r == 0) { stopped = 1; break; }
-		int status = S_OK, streamed = 0;
+		int status = MPGO_POOL_OK, streamed = 0;
 		entry = PyDict_GetItemWithError(funcs, fn);
 		if (entry) Py_INCREF(entry);
 		else if (!PyErr_Occurred()) entry = PyObject_CallOneArg(resolve, fn);
@@ -393,7 +387,7 @@ static PyObject *pw_serve(PoolWorkerObj *w, PyObject *const *args, Py_ssize_t na
 					Py_DECREF(b);
 				}
 			}
-			if (x && (kind == K_MAP || kind == K_STARMAP)) {
+			if (x && (kind == MPGO_POOL_MAP || kind == MPGO_POOL_STARMAP)) {
 				int sr = stream_map(w, kind, PyTuple_GET_ITEM(entry, 1), x, &result);
 				if (sr == 1) streamed = 1;
 			} else if (x) {
@@ -406,7 +400,7 @@ static PyObject *pw_serve(PoolWorkerObj *w, PyObject *const *args, Py_ssize_t na
 			result = PyObject_CallOneArg(on_error, e);
 			Py_DECREF(e);
 			if (!result) goto fail;
-			status = S_ERROR;
+			status = MPGO_POOL_ERROR;
 		}
 		Py_CLEAR(x);
 		const char *bp;
@@ -428,7 +422,7 @@ static PyObject *pw_serve(PoolWorkerObj *w, PyObject *const *args, Py_ssize_t na
 				body = PyObject_CallFunctionObjArgs(on_encode_error, e, result, NULL);
 				Py_DECREF(e);
 				if (!body) goto fail;
-				status = S_ERROR;
+				status = MPGO_POOL_ERROR;
 			}
 			if (!PyBytes_Check(body)) {
 				PyObject *b = PyBytes_FromObject(body);
@@ -562,7 +556,7 @@ static PyObject *pool_put_many(PyObject *Py_UNUSED(self), PyObject *const *args,
 			PyErr_SetString(PyExc_ValueError, "pool: function of more than 65535 bytes");
 			goto out;
 		}
-		total += TASK_HDR + PyBytes_GET_SIZE(f) + PyBytes_GET_SIZE(p);
+		total += MPGO_POOL_TASK_HEADER + PyBytes_GET_SIZE(f) + PyBytes_GET_SIZE(p);
 	}
 	buf = PyMem_Malloc(total ? total : 1);
 	ptrs = PyMem_Malloc((n ? n : 1) * sizeof(void *));
@@ -574,10 +568,10 @@ static PyObject *pool_put_many(PyObject *Py_UNUSED(self), PyObject *const *args,
 		PyObject *f = per_message ? PyList_GET_ITEM(args[2], i) : args[2];
 		Py_ssize_t pn = PyBytes_GET_SIZE(pl), fl = PyBytes_GET_SIZE(f);
 		if (put_hdr(p, PySequence_Fast_GET_ITEM(ids, i), fl) < 0) goto out;
-		memcpy(p + TASK_HDR, PyBytes_AS_STRING(f), fl);
-		memcpy(p + TASK_HDR + fl, PyBytes_AS_STRING(pl), pn);
+		memcpy(p + MPGO_POOL_TASK_HEADER, PyBytes_AS_STRING(f), fl);
+		memcpy(p + MPGO_POOL_TASK_HEADER + fl, PyBytes_AS_STRING(pl), pn);
 		ptrs[i] = p;
-		lens[i] = TASK_HDR + fl + pn;
+		lens[i] = MPGO_POOL_TASK_HEADER + fl + pn;
 		p += lens[i];
 	}
 	int64_t done = 0;
@@ -698,11 +692,11 @@ static PyObject *pool_put_chunks(PyObject *Py_UNUSED(self), PyObject *const *arg
 	if (!cb) { Py_DECREF(failures); return PyErr_NoMemory(); }
 	for (Py_ssize_t i = i0; i < i1; i++) {
 		Py_ssize_t start = cb->b.n, lo = i * cs, hi = lo + cs;
-		char hdr[TASK_HDR];
+		char hdr[MPGO_POOL_TASK_HEADER];
 		put_u64(hdr, base | (unsigned long long)i);
 		uint16_t fl16 = (uint16_t)fl;
 		memcpy(hdr + 8, &fl16, 2);
-		if (plainbuf_put(&cb->b, hdr, TASK_HDR) < 0 ||
+		if (plainbuf_put(&cb->b, hdr, MPGO_POOL_TASK_HEADER) < 0 ||
 		    plainbuf_put(&cb->b, PyBytes_AS_STRING(fn), fl) < 0)
 			goto fail;
 		Py_ssize_t body = cb->b.n;
@@ -835,13 +829,13 @@ static PyObject *sub_add(SubmitterObj *s, PyObject *const *args, Py_ssize_t narg
 		PyErr_SetString(PyExc_ValueError, "pool: function of more than 65535 bytes");
 		return NULL;
 	}
-	char hdr[TASK_HDR];
+	char hdr[MPGO_POOL_TASK_HEADER];
 	put_u64(hdr, id);
 	uint16_t fl16 = (uint16_t)fl;
 	memcpy(hdr + 8, &fl16, 2);
 	Py_ssize_t start = cb->b.n;
 	int r = -1;
-	if (plainbuf_put(&cb->b, hdr, TASK_HDR) == 0 &&
+	if (plainbuf_put(&cb->b, hdr, MPGO_POOL_TASK_HEADER) == 0 &&
 	    plainbuf_put(&cb->b, PyBytes_AS_STRING(fn), fl) == 0)
 		r = plain_dump(&cb->b, args[2]);  /* runs no Python code */
 	if (r < 0) { cb->b.n = start; return NULL; }
@@ -860,7 +854,7 @@ static PyObject *sub_add(SubmitterObj *s, PyObject *const *args, Py_ssize_t narg
 		Py_buffer v;
 		if (PyObject_GetBuffer(pl, &v, PyBUF_SIMPLE) < 0) { Py_DECREF(pl); return NULL; }
 		start = cb->b.n;
-		int rc = plainbuf_put(&cb->b, hdr, TASK_HDR);
+		int rc = plainbuf_put(&cb->b, hdr, MPGO_POOL_TASK_HEADER);
 		if (rc == 0) rc = plainbuf_put(&cb->b, PyBytes_AS_STRING(fn), fl);
 		if (rc == 0) rc = plainbuf_put(&cb->b, v.buf, v.len);
 		PyBuffer_Release(&v);
@@ -999,12 +993,12 @@ static PyObject *pool_put(PyObject *Py_UNUSED(self), PyObject *const *args, Py_s
 		PyErr_SetString(PyExc_ValueError, "pool: function of more than 65535 bytes");
 		return NULL;
 	}
-	char hdr[TASK_HDR];
+	char hdr[MPGO_POOL_TASK_HEADER];
 	if (put_hdr(hdr, args[1], fl) < 0) return NULL;
 	Py_buffer v;
 	if (PyObject_GetBuffer(args[3], &v, PyBUF_SIMPLE) < 0) return NULL;
 	const void *parts[3] = {hdr, PyBytes_AS_STRING(args[2]), v.buf};
-	int64_t lens[3] = {TASK_HDR, fl, v.len};
+	int64_t lens[3] = {MPGO_POOL_TASK_HEADER, fl, v.len};
 	int rc;
 	if (v.len < POOL_BIG) {
 		rc = mpgo_queue_put_v(qh, parts, lens, 3, -1);
@@ -1169,7 +1163,7 @@ static int collect_read(PyObject *out, uint64_t tid, int status, const char *bod
 static int collect_one(PyObject *out, const char *m, int64_t n, PyObject *owner,
 		       PyObject *loads, PyObject *outstanding, PyObject **group, long long *group_job,
 		       PyObject *cache, PyObject *cls, PyObject *mcls) {
-	if (n < RESULT_HDR) {
+	if (n < MPGO_POOL_RESULT_HEADER) {
 		PyErr_SetString(PyExc_RuntimeError, "mpgo pool: short result message");
 		return -1;
 	}
@@ -1183,7 +1177,7 @@ static int collect_one(PyObject *out, const char *m, int64_t n, PyObject *owner,
 		if (r < 0) return -1;
 		if (r == 0) return 0;  /* settled already: a loss after its result */
 	}
-	int r = collect_read(out, tid, status, m + RESULT_HDR, n - RESULT_HDR, n, owner, loads,
+	int r = collect_read(out, tid, status, m + MPGO_POOL_RESULT_HEADER, n - MPGO_POOL_RESULT_HEADER, n, owner, loads,
 			     group, group_job, cache, cls, mcls);
 	if (r < 0 && tid != 0) {
 		/* Not read: back among the outstanding tasks, which the pool
@@ -1204,7 +1198,7 @@ static int collect_read(PyObject *out, uint64_t tid, int status, const char *bod
 			int64_t n, PyObject *owner, PyObject *loads, PyObject **group,
 			long long *group_job, PyObject *cache, PyObject *cls, PyObject *mcls) {
 	PyObject *obj = NULL;
-	if (tid != 0 && status == S_OK) {
+	if (tid != 0 && status == MPGO_POOL_OK) {
 		int d = deliver_map(cache, mcls, (long long)(tid >> 32) - 1,
 				    (Py_ssize_t)(tid & 0xffffffffu), body, bn);
 		if (d < 0) {
@@ -1217,13 +1211,13 @@ static int collect_read(PyObject *out, uint64_t tid, int status, const char *bod
 		}
 		if (d != 0) return 0;
 	}
-	if (tid != 0 && (status == S_OK || status == S_ERROR)) {
+	if (tid != 0 && (status == MPGO_POOL_OK || status == MPGO_POOL_ERROR)) {
 		obj = plain_load(body, bn);
 		if (!obj && !PyErr_Occurred()) {
 			PyObject *b;
 			if (owner) {
 				PyObject *mv = PyMemoryView_FromObject(owner);
-				b = mv ? PySequence_GetSlice(mv, RESULT_HDR, n) : NULL;
+				b = mv ? PySequence_GetSlice(mv, MPGO_POOL_RESULT_HEADER, n) : NULL;
 				Py_XDECREF(mv);
 			} else {
 				b = PyBytes_FromStringAndSize(body, bn);
@@ -1243,13 +1237,13 @@ static int collect_read(PyObject *out, uint64_t tid, int status, const char *bod
 			return 0;
 		}
 		long long job = (long long)(tid >> 32) - 1;
-		int d = deliver_apply(cache, cls, job, status == S_OK, obj);
+		int d = deliver_apply(cache, cls, job, status == MPGO_POOL_OK, obj);
 		if (d != 0) {
 			Py_DECREF(obj);
 			return d < 0 ? -1 : 0;
 		}
 		PyObject *item = Py_BuildValue("(k(NN))", (unsigned long)(tid & 0xffffffffu),
-					       PyBool_FromLong(status == S_OK), obj);
+					       PyBool_FromLong(status == MPGO_POOL_OK), obj);
 		if (!item) return -1;
 		if (!*group || *group_job != job) {
 			PyObject *g = PyList_New(0);

@@ -11,8 +11,12 @@ import threading
 
 __all__ = ['exception', 'translate']
 
-EMPTY, FULL, TIMEOUT, CLOSED, OS, VALUE, PROCESS, AUTH, FORKED, BROKEN, \
-    TOOSHORT, INTERNAL, NOTOWNER, TOOMANY, INTERRUPT, NOTSUPPORTED = range(1, 17)
+from ._consts import (
+    ERR_EMPTY as EMPTY, ERR_FULL as FULL, ERR_TIMEOUT as TIMEOUT, ERR_CLOSED as CLOSED,
+    ERR_OS as OS, ERR_VALUE as VALUE, ERR_PROCESS as PROCESS, ERR_AUTH as AUTH,
+    ERR_FORKED as FORKED, ERR_BROKEN as BROKEN, ERR_TOOSHORT as TOOSHORT,
+    ERR_INTERNAL as INTERNAL, ERR_NOTOWNER as NOTOWNER, ERR_TOOMANY as TOOMANY,
+    ERR_INTERRUPT as INTERRUPT, ERR_NOTSUPPORTED as NOTSUPPORTED)
 
 # Compiled at the first error: re and queue are imported only then (every
 # process that loads the engine imports this module).
