@@ -192,6 +192,25 @@ static PyObject *fast_set_takeover_hook(PyObject *Py_UNUSED(self), PyObject *fn)
 	Py_RETURN_NONE;
 }
 
+/* take_now is core/sync's acquire with timeout 0, for when waiting is not
+ * allowed (acquire(False), timeout 0) or the time is up: a semaphore tries
+ * once; a lock goes to Go, which tries once more and takes the lock over if
+ * its holder is dead, as every waiter does. Returns 1 (taken), 0 (not) or
+ * -1 (exception set). */
+static int take_now(SemLock *s) {
+	if (s->kind == MPGO_KIND_SEMAPHORE) return try_take(s);
+	int rc = mpgo_lock_acquire(s->w, s->kind, my_pid, tid(), 0);
+	if (rc == 1) {
+		report_takeovers();
+		return 1;
+	}
+	if (rc < 0) {
+		raise_code(rc);
+		return -1;
+	}
+	return 0;
+}
+
 /* acquire returns 1 (taken), 0 (timed out) or -1 (exception set). */
 static int semlock_acquire_impl(SemLock *s, int block, double timeout) {
 	if (check_forked() < 0) return -1;
@@ -200,7 +219,7 @@ static int semlock_acquire_impl(SemLock *s, int block, double timeout) {
 		return 1;
 	}
 	if (try_take(s)) return 1;
-	if (!block) return 0;
+	if (!block || timeout == 0) return take_now(s);
 	for (int i = 0; i < SPINS; i++) {
 		__builtin_ia32_pause();
 		if (free_now(s) && try_take(s)) return 1;
@@ -211,7 +230,7 @@ static int semlock_acquire_impl(SemLock *s, int block, double timeout) {
 		double slice = SLICE;
 		if (timeout >= 0) {
 			double left = (double)(deadline - mpgo_monotonic_ns()) / 1e9;
-			if (left <= 0) return try_take(s);
+			if (left <= 0) return take_now(s);
 			if (left < slice) slice = left;
 		}
 		int rc;
