@@ -3,7 +3,8 @@
  *
  * Conventions, as in libtailscale:
  *   - every call returns 0 on success or a negative MPGO_E* code;
- *   - after a failure, mpgo_errmsg() copies a message for the calling thread;
+ *   - after a failure, mpgo_errmsg() copies a message and mpgo_errno() gives
+ *     the errno (MPGO_EOS) for the calling thread: (code, errno, message);
  *   - objects are named by int64 handles, which start above 1000, so 0 never
  *     names a live object;
  *   - after fork() in a process that has started the Go runtime, every call
@@ -38,6 +39,10 @@ extern volatile int mpgo_forked_flag;
 /* mpgo_errmsg copies the calling thread's last error message into buf
  * (NUL-terminated, truncated to len) and returns its full length. */
 int mpgo_errmsg(char *buf, size_t len);
+
+/* mpgo_errno returns the errno of the calling thread's last failure: set
+ * for MPGO_EOS, 0 for the other codes. It never enters Go. */
+int mpgo_errno(void);
 
 /* mpgo_version returns the engine version as a static string. */
 const char *mpgo_version(void);

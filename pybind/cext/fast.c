@@ -30,31 +30,38 @@ static inline uint32_t tid(void) {
 	return my_tid;
 }
 
-static inline int check_forked(void) {
-	if (__builtin_expect(mpgo_forked_flag, 0)) {
-		PyErr_SetString(PyExc_RuntimeError,
-			"mpgo: the engine cannot be used in a process forked from one "
-			"running the Go runtime; start children with mpgo.Process");
-		return -1;
-	}
-	return 0;
-}
-
-/* raise_code sets the Python exception for an engine error code. */
+/* raise_error sets the Python exception for an engine error, given as the
+ * C ABI gives it: (code, errno, message), code positive. mpgo._errors
+ * translates it, the one place that does. */
 static PyObject *errors_exception;  /* mpgo._errors.exception */
 
-static void raise_code(int rc) {
-	char msg[512];
-	mpgo_errmsg(msg, sizeof msg);
+static void raise_error(int code, int err, const char *msg) {
 	if (errors_exception) {
-		PyObject *e = PyObject_CallFunction(errors_exception, "is", -rc, msg);
+		PyObject *e = PyObject_CallFunction(errors_exception, "isi", code, msg, err);
 		if (e) {
 			PyErr_SetObject((PyObject *)Py_TYPE(e), e);
 			Py_DECREF(e);
 		}
 		return;
 	}
-	PyErr_Format(PyExc_RuntimeError, "mpgo error %d: %s", rc, msg);
+	PyErr_Format(PyExc_RuntimeError, "mpgo error %d (errno %d): %s", code, err, msg);
+}
+
+/* raise_code raises the calling thread's last C ABI error, rc its return. */
+static void raise_code(int rc) {
+	char msg[512];
+	mpgo_errmsg(msg, sizeof msg);
+	raise_error(-rc, mpgo_errno(), msg);
+}
+
+static inline int check_forked(void) {
+	if (__builtin_expect(mpgo_forked_flag, 0)) {
+		raise_error(-MPGO_EFORKED, 0,
+			"mpgo: the engine cannot be used in a process forked from one "
+			"running the Go runtime; start children with mpgo.Process");
+		return -1;
+	}
+	return 0;
 }
 
 static PyObject *fast_set_errors(PyObject *Py_UNUSED(self), PyObject *fn) {
@@ -298,7 +305,7 @@ static PyObject *semlock_release(SemLock *s, PyObject *Py_UNUSED(unused)) {
 		uint32_t n = __atomic_load_n(v, __ATOMIC_RELAXED);
 		do {
 			if (n >= max) {
-				PyErr_SetString(PyExc_ValueError, "semaphore or lock released too many times");
+				raise_error(-MPGO_ETOOMANY, 0, "semaphore or lock released too many times");
 				return NULL;
 			}
 		} while (!__atomic_compare_exchange_n(v, &n, n + 1, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
@@ -308,8 +315,7 @@ static PyObject *semlock_release(SemLock *s, PyObject *Py_UNUSED(unused)) {
 	}
 	if (s->kind == MPGO_KIND_RLOCK) {
 		if (!mine(s)) {
-			PyErr_SetString(PyExc_AssertionError,
-				"attempt to release recursive lock not owned by thread");
+			raise_error(-MPGO_ENOTOWNER, 0, "attempt to release recursive lock not owned by thread");
 			return NULL;
 		}
 		if (*W_COUNT(s) > 1) {
@@ -317,7 +323,7 @@ static PyObject *semlock_release(SemLock *s, PyObject *Py_UNUSED(unused)) {
 			Py_RETURN_NONE;
 		}
 	} else if (__atomic_load_n(W_STATE(s), __ATOMIC_ACQUIRE) == 0) {
-		PyErr_SetString(PyExc_ValueError, "semaphore or lock released too many times");
+		raise_error(-MPGO_ETOOMANY, 0, "semaphore or lock released too many times");
 		return NULL;
 	}
 	/* core/sync's order: count, tid, then state and pid together. */

@@ -1,9 +1,10 @@
-"""The one table that turns engine error codes into Python exceptions.
+"""The one table that turns engine errors into Python exceptions.
 
-gopy raises RuntimeError for every Go error, and the C fast paths return
-negative codes. Both carry the stable codes of core/errs (see
-docs/DESIGN.md); this module maps them to the exceptions CPython's
-multiprocessing raises.
+Every native error reaches Python as (code, errno, message), code one of
+core/errs's (generated into _consts), errno set for ERR_OS. The C fast paths
+call exception() with the triple the C ABI gives (mpgo_errmsg, mpgo_errno);
+gopy raises RuntimeError("E<code>:<errno>: <message>"), which translate()
+parses into the same triple. Nothing else maps engine errors.
 """
 import errno as _errno
 import os
