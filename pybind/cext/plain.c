@@ -534,3 +534,38 @@ int plain_load_into(const char *data, Py_ssize_t len, PyObject *dst, Py_ssize_t 
 	if (p >= end || *p++ != '.' || p != end || k != hi) return 0;
 	return 1;
 }
+
+/* plain_dumps(obj) -> the pickle plain.c makes of obj, or None if obj is
+ * not plain. */
+static PyObject *py_plain_dumps(PyObject *Py_UNUSED(self), PyObject *o) {
+	PyObject *b = plain_bytes(o);
+	if (b || PyErr_Occurred()) return b;
+	Py_RETURN_NONE;
+}
+
+/* plain_loads(data, loads) -> the object pickled in data, read in C when it
+ * is plain, else by loads(data). */
+static PyObject *py_plain_loads(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs) {
+	if (nargs != 2) {
+		PyErr_SetString(PyExc_TypeError, "plain_loads(data, loads)");
+		return NULL;
+	}
+	Py_buffer v;
+	if (PyObject_GetBuffer(args[0], &v, PyBUF_SIMPLE) < 0) return NULL;
+	PyObject *o = plain_load(v.buf, v.len);
+	PyBuffer_Release(&v);
+	if (o || PyErr_Occurred()) return o;
+	return PyObject_CallOneArg(args[1], args[0]);
+}
+
+static PyMethodDef plain_functions[] = {
+	{"plain_dumps", (PyCFunction)py_plain_dumps, METH_O,
+	 "plain_dumps(obj) -> pickle of obj made in C, or None if obj is not plain."},
+	{"plain_loads", (PyCFunction)(void (*)(void))py_plain_loads, METH_FASTCALL,
+	 "plain_loads(data, loads) -> obj: read in C when plain, else loads(data)."},
+	{NULL, NULL, 0, NULL},
+};
+
+int cext_plain_add(PyObject *m) {
+	return PyModule_AddFunctions(m, plain_functions);
+}

@@ -1,577 +1,8 @@
-/*
- * fast.c: mpgo._native._fast, the hand-written CPython fast paths.
- *
- * It is compiled into the same shared object as the gopy extension and the
- * C ABI (one Go runtime per process). An uncontended CPython SemLock
- * acquire+release pair costs ~40 ns and a call into Go ~70 ns, so the
- * uncontended paths here never enter Go: they work on the shared words
- * whose layout core/sync defines (mirrored in mpgo.h). Go does the waiting.
- */
-#include "compat.h"
+/* queues.c: Queue, the puts and gets of messages on a core/queue ring
+ * (through the C ABI), with the out-of-band buffers of pickle protocol 5. */
+#include "cext.h"
 #include <structmember.h>
 #include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-#include <stdint.h>
-#include "mpgo.h"
-
-/* Blocking waits are cut into slices so signal handlers (Ctrl-C) run. */
-#define SLICE 0.1
-/* Spins before a contended acquire goes to Go to sleep: a holder in another
- * process usually releases within a few hundred nanoseconds. */
-#define SPINS 2000
-
-static uint32_t my_pid;
-/* initial-exec: a plain TLS load instead of a __tls_get_addr call. */
-static __thread uint32_t my_tid __attribute__((tls_model("initial-exec")));
-
-static inline uint32_t tid(void) {
-	if (!my_tid) my_tid = (uint32_t)syscall(SYS_gettid);
-	return my_tid;
-}
-
-/* raise_error sets the Python exception for an engine error, given as the
- * C ABI gives it: (code, errno, message), code positive. mpgo._errors
- * translates it, the one place that does. */
-static PyObject *errors_exception;  /* mpgo._errors.exception */
-
-static void raise_error(int code, int err, const char *msg) {
-	if (errors_exception) {
-		PyObject *e = PyObject_CallFunction(errors_exception, "isi", code, msg, err);
-		if (e) {
-			PyErr_SetObject((PyObject *)Py_TYPE(e), e);
-			Py_DECREF(e);
-		}
-		return;
-	}
-	PyErr_Format(PyExc_RuntimeError, "mpgo error %d (errno %d): %s", code, err, msg);
-}
-
-/* raise_code raises the calling thread's last C ABI error, rc its return. */
-static void raise_code(int rc) {
-	char msg[512];
-	mpgo_errmsg(msg, sizeof msg);
-	raise_error(-rc, mpgo_errno(), msg);
-}
-
-static inline int check_forked(void) {
-	if (__builtin_expect(mpgo_forked_flag, 0)) {
-		raise_error(-MPGO_EFORKED, 0,
-			"mpgo: the engine cannot be used in a process forked from one "
-			"running the Go runtime; start children with mpgo.Process");
-		return -1;
-	}
-	return 0;
-}
-
-static PyObject *fast_set_errors(PyObject *Py_UNUSED(self), PyObject *fn) {
-	Py_XINCREF(fn);
-	Py_XSETREF(errors_exception, fn);
-	Py_RETURN_NONE;
-}
-
-static PyObject *fast_forked(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(unused)) {
-	return PyBool_FromLong(mpgo_forked());
-}
-
-/* ---- SemLock: Lock and RLock over a MPGO_LOCK_SIZE-byte shared region ---- */
-
-typedef struct {
-	PyObject_HEAD
-	uint32_t *w;     /* the region: see the MPGO_LOCK_* offsets in mpgo.h */
-	Py_buffer view;  /* keeps the mapping alive */
-	int kind;        /* MPGO_KIND_LOCK or MPGO_KIND_RLOCK */
-	PyObject *weakreflist;
-} SemLock;
-
-#define W_STATE(s) (&(s)->w[MPGO_LOCK_STATE / 4])
-#define W_PID(s)   (&(s)->w[MPGO_LOCK_PID / 4])
-#define W_TID(s)   (&(s)->w[MPGO_LOCK_TID / 4])
-#define W_COUNT(s) (&(s)->w[MPGO_LOCK_COUNT / 4])
-
-static int semlock_init(SemLock *s, PyObject *args, PyObject *kw) {
-	static char *kwlist[] = {"buffer", "kind", "value", "maxvalue", "init", NULL};
-	PyObject *buf;
-	int kind, init = 0;
-	unsigned int value = 1, maxvalue = 1;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "Oi|IIp", kwlist, &buf, &kind,
-					 &value, &maxvalue, &init))
-		return -1;
-	if (kind != MPGO_KIND_LOCK && kind != MPGO_KIND_RLOCK && kind != MPGO_KIND_SEMAPHORE) {
-		PyErr_SetString(PyExc_ValueError, "unknown lock kind");
-		return -1;
-	}
-	if (s->w) {
-		PyErr_SetString(PyExc_RuntimeError, "SemLock already initialised");
-		return -1;
-	}
-	if (check_forked() < 0) return -1;
-	if (PyObject_GetBuffer(buf, &s->view, PyBUF_WRITABLE) < 0)
-		return -1;
-	if (s->view.len < MPGO_LOCK_SIZE || ((uintptr_t)s->view.buf & 7)) {
-		PyBuffer_Release(&s->view);
-		PyErr_SetString(PyExc_ValueError, "lock region too small or misaligned");
-		return -1;
-	}
-	if (init) {
-		/* SEM_VALUE_MAX means unbounded, which core/sync spells 0. */
-		unsigned int max = (kind == MPGO_KIND_SEMAPHORE && maxvalue < MPGO_SEM_VALUE_MAX) ? maxvalue : 0;
-		int rc = mpgo_sync_init(s->view.buf, kind, value, max);
-		if (rc < 0) {
-			PyBuffer_Release(&s->view);
-			raise_code(rc);
-			return -1;
-		}
-	}
-	s->w = (uint32_t *)s->view.buf;
-	s->kind = kind;
-	return 0;
-}
-
-static void semlock_dealloc(SemLock *s) {
-	PyObject_GC_UnTrack(s);
-	if (s->weakreflist) PyObject_ClearWeakRefs((PyObject *)s);
-	if (s->w) PyBuffer_Release(&s->view);
-	Py_TYPE(s)->tp_free((PyObject *)s);
-}
-
-/* semlock_traverse visits nothing. The only object a SemLock holds is the
- * exporter of its region (a memoryview over an arena map), which refers to
- * nothing that could lead back to the lock; shown to the collector, a
- * memoryview found in a garbage cycle is cleared while the lock still
- * holds a buffer from it, and releasing that buffer then crashes. */
-static int semlock_traverse(SemLock *Py_UNUSED(s), visitproc Py_UNUSED(visit), void *Py_UNUSED(arg)) {
-	return 0;
-}
-
-static inline int mine(SemLock *s) {
-	return s->kind != MPGO_KIND_SEMAPHORE &&
-	       __atomic_load_n(W_STATE(s), __ATOMIC_ACQUIRE) != 0 &&
-	       __atomic_load_n(W_PID(s), __ATOMIC_RELAXED) == my_pid &&
-	       __atomic_load_n(W_TID(s), __ATOMIC_RELAXED) == tid();
-}
-
-/* try_take makes one attempt without waiting: the CAS of core/sync's
- * protocol for the kind. */
-static inline int try_take(SemLock *s) {
-	uint32_t *v = W_STATE(s);
-	if (s->kind == MPGO_KIND_SEMAPHORE) {
-		uint32_t n = __atomic_load_n(v, __ATOMIC_RELAXED);
-		while (n > 0) {
-			if (__atomic_compare_exchange_n(v, &n, n - 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
-				return 1;
-		}
-		return 0;
-	}
-	/* core/sync's protocol: state and pid are one 64-bit word, taken in
-	 * one CAS so that a locked lock always names its holder; then tid. */
-	uint64_t z = 0;
-	if (__atomic_compare_exchange_n((uint64_t *)W_STATE(s), &z, ((uint64_t)my_pid << 32) | 1, 0,
-	                                __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
-		__atomic_store_n(W_TID(s), tid(), __ATOMIC_RELAXED);
-		if (s->kind == MPGO_KIND_RLOCK) __atomic_store_n(W_COUNT(s), 1, __ATOMIC_RELAXED);
-		return 1;
-	}
-	return 0;
-}
-
-static inline int free_now(SemLock *s) {
-	uint32_t v = __atomic_load_n(W_STATE(s), __ATOMIC_RELAXED);
-	return s->kind == MPGO_KIND_SEMAPHORE ? v > 0 : v == 0;
-}
-
-static PyObject *takeover_hook;  /* called as hook(pid) after a takeover */
-
-/* report_takeovers tells Python about locks taken over from dead holders. */
-static void report_takeovers(void) {
-	uint32_t pid;
-	int n = mpgo_takeovers(&pid);
-	if (n > 0 && takeover_hook) {
-		PyObject *r = PyObject_CallFunction(takeover_hook, "iI", n, pid);
-		if (r) Py_DECREF(r);
-		else PyErr_WriteUnraisable(takeover_hook);
-	}
-}
-
-static PyObject *fast_set_takeover_hook(PyObject *Py_UNUSED(self), PyObject *fn) {
-	Py_XINCREF(fn);
-	Py_XSETREF(takeover_hook, fn);
-	Py_RETURN_NONE;
-}
-
-/* take_now is core/sync's acquire with timeout 0, for when waiting is not
- * allowed (acquire(False), timeout 0) or the time is up: a semaphore tries
- * once; a lock goes to Go, which tries once more and takes the lock over if
- * its holder is dead, as every waiter does. Returns 1 (taken), 0 (not) or
- * -1 (exception set). */
-static int take_now(SemLock *s) {
-	if (s->kind == MPGO_KIND_SEMAPHORE) return try_take(s);
-	int rc = mpgo_lock_acquire(s->w, s->kind, my_pid, tid(), 0);
-	if (rc == 1) {
-		report_takeovers();
-		return 1;
-	}
-	if (rc < 0) {
-		raise_code(rc);
-		return -1;
-	}
-	return 0;
-}
-
-/* acquire returns 1 (taken), 0 (timed out) or -1 (exception set). */
-static int semlock_acquire_impl(SemLock *s, int block, double timeout) {
-	if (check_forked() < 0) return -1;
-	if (s->kind == MPGO_KIND_RLOCK && mine(s)) {
-		++*W_COUNT(s);
-		return 1;
-	}
-	if (try_take(s)) return 1;
-	if (!block || timeout == 0) return take_now(s);
-	for (int i = 0; i < SPINS; i++) {
-		__builtin_ia32_pause();
-		if (free_now(s) && try_take(s)) return 1;
-	}
-	int64_t deadline = 0;
-	if (timeout >= 0) deadline = mpgo_monotonic_ns() + (int64_t)(timeout * 1e9);
-	for (;;) {
-		double slice = SLICE;
-		if (timeout >= 0) {
-			double left = (double)(deadline - mpgo_monotonic_ns()) / 1e9;
-			if (left <= 0) return take_now(s);
-			if (left < slice) slice = left;
-		}
-		int rc;
-		Py_BEGIN_ALLOW_THREADS
-		if (s->kind == MPGO_KIND_SEMAPHORE)
-			rc = mpgo_sem_acquire(s->w, slice);
-		else
-			rc = mpgo_lock_acquire(s->w, s->kind, my_pid, tid(), slice);
-		Py_END_ALLOW_THREADS
-		if (rc == 1) {
-			if (s->kind != MPGO_KIND_SEMAPHORE) report_takeovers();
-			return 1;
-		}
-		if (rc < 0) {
-			raise_code(rc);
-			return -1;
-		}
-		if (PyErr_CheckSignals() < 0) return -1;
-	}
-}
-
-static PyObject *semlock_acquire(SemLock *s, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
-	int block = 1;
-	PyObject *tobj = Py_None;
-	if (nargs > 2) {
-		PyErr_SetString(PyExc_TypeError, "acquire() takes at most 2 arguments");
-		return NULL;
-	}
-	if (nargs > 0) {
-		block = PyObject_IsTrue(args[0]);
-		if (block < 0) return NULL;
-	}
-	if (nargs > 1) tobj = args[1];
-	if (kwnames) {
-		for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
-			PyObject *k = PyTuple_GET_ITEM(kwnames, i), *v = args[nargs + i];
-			if (PyUnicode_CompareWithASCIIString(k, "block") == 0 && nargs < 1) {
-				block = PyObject_IsTrue(v);
-				if (block < 0) return NULL;
-			} else if (PyUnicode_CompareWithASCIIString(k, "timeout") == 0 && nargs < 2) {
-				tobj = v;
-			} else {
-				PyErr_Format(PyExc_TypeError, "acquire() got an unexpected keyword argument '%U'", k);
-				return NULL;
-			}
-		}
-	}
-	double timeout = -1;
-	if (tobj != Py_None) {
-		timeout = PyFloat_AsDouble(tobj);
-		if (timeout == -1 && PyErr_Occurred()) return NULL;
-		if (timeout < 0) timeout = 0;
-	}
-	int r = semlock_acquire_impl(s, block, timeout);
-	if (r < 0) return NULL;
-	return PyBool_FromLong(r);
-}
-
-static PyObject *semlock_release(SemLock *s, PyObject *Py_UNUSED(unused)) {
-	if (check_forked() < 0) return NULL;
-	if (s->kind == MPGO_KIND_SEMAPHORE) {
-		uint32_t *v = W_STATE(s);
-		uint32_t max = __atomic_load_n(&s->w[MPGO_SEM_MAX / 4], __ATOMIC_RELAXED);
-		if (max == 0) max = MPGO_SEM_VALUE_MAX;
-		uint32_t n = __atomic_load_n(v, __ATOMIC_RELAXED);
-		do {
-			if (n >= max) {
-				raise_error(-MPGO_ETOOMANY, 0, "semaphore or lock released too many times");
-				return NULL;
-			}
-		} while (!__atomic_compare_exchange_n(v, &n, n + 1, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
-		if (__atomic_load_n(&s->w[MPGO_SEM_SLEEPERS / 4], __ATOMIC_SEQ_CST) != 0)
-			syscall(SYS_futex, v, FUTEX_WAKE, 1, NULL, NULL, 0);
-		Py_RETURN_NONE;
-	}
-	if (s->kind == MPGO_KIND_RLOCK) {
-		if (!mine(s)) {
-			raise_error(-MPGO_ENOTOWNER, 0, "attempt to release recursive lock not owned by thread");
-			return NULL;
-		}
-		if (*W_COUNT(s) > 1) {
-			--*W_COUNT(s);
-			Py_RETURN_NONE;
-		}
-	} else if (__atomic_load_n(W_STATE(s), __ATOMIC_ACQUIRE) == 0) {
-		raise_error(-MPGO_ETOOMANY, 0, "semaphore or lock released too many times");
-		return NULL;
-	}
-	/* core/sync's order: count, tid, then state and pid together. */
-	__atomic_store_n(W_COUNT(s), 0, __ATOMIC_RELAXED);
-	__atomic_store_n(W_TID(s), 0, __ATOMIC_RELAXED);
-	if ((uint32_t)__atomic_exchange_n((uint64_t *)W_STATE(s), 0, __ATOMIC_RELEASE) == 2)
-		syscall(SYS_futex, W_STATE(s), FUTEX_WAKE, 1, NULL, NULL, 0);
-	Py_RETURN_NONE;
-}
-
-static PyObject *semlock_enter(SemLock *s, PyObject *Py_UNUSED(unused)) {
-	int r = semlock_acquire_impl(s, 1, -1);
-	if (r < 0) return NULL;
-	return PyBool_FromLong(r);
-}
-
-static PyObject *semlock_exit(SemLock *s, PyObject *Py_UNUSED(args)) {
-	return semlock_release(s, NULL);
-}
-
-static PyObject *semlock_is_mine(SemLock *s, PyObject *Py_UNUSED(unused)) {
-	return PyBool_FromLong(mine(s));
-}
-
-static PyObject *semlock_count(SemLock *s, PyObject *Py_UNUSED(unused)) {
-	if (!mine(s)) return PyLong_FromLong(0);
-	return PyLong_FromUnsignedLong(s->kind == MPGO_KIND_RLOCK ? *W_COUNT(s) : 1);
-}
-
-/* _get_value follows CPython: a semaphore's value; 1 for a free lock. */
-static PyObject *semlock_get_value(SemLock *s, PyObject *Py_UNUSED(unused)) {
-	uint32_t v = __atomic_load_n(W_STATE(s), __ATOMIC_ACQUIRE);
-	if (s->kind == MPGO_KIND_SEMAPHORE) return PyLong_FromUnsignedLong(v);
-	return PyLong_FromLong(v == 0);
-}
-
-static PyObject *semlock_is_zero(SemLock *s, PyObject *Py_UNUSED(unused)) {
-	return PyBool_FromLong(!free_now(s));
-}
-
-static PyObject *semlock_owner(SemLock *s, PyObject *Py_UNUSED(unused)) {
-	return Py_BuildValue("(II)", *W_PID(s), *W_TID(s));
-}
-
-static PyObject *semlock_maxvalue(SemLock *s, void *Py_UNUSED(unused)) {
-	if (s->kind != MPGO_KIND_SEMAPHORE) return PyLong_FromLong(1);
-	uint32_t max = __atomic_load_n(&s->w[MPGO_SEM_MAX / 4], __ATOMIC_RELAXED);
-	return PyLong_FromUnsignedLong(max ? max : MPGO_SEM_VALUE_MAX);
-}
-
-static PyGetSetDef semlock_getset[] = {
-	{"maxvalue", (getter)semlock_maxvalue, NULL, NULL, NULL},
-	{NULL},
-};
-
-static PyMethodDef semlock_methods[] = {
-	{"acquire", (PyCFunction)(void (*)(void))semlock_acquire, METH_FASTCALL | METH_KEYWORDS,
-	 "acquire(block=True, timeout=None) -> bool"},
-	{"release", (PyCFunction)semlock_release, METH_NOARGS, "release()"},
-	{"__enter__", (PyCFunction)semlock_enter, METH_NOARGS, NULL},
-	{"__exit__", (PyCFunction)semlock_exit, METH_VARARGS, NULL},
-	{"_is_mine", (PyCFunction)semlock_is_mine, METH_NOARGS, NULL},
-	{"_count", (PyCFunction)semlock_count, METH_NOARGS, NULL},
-	{"_get_value", (PyCFunction)semlock_get_value, METH_NOARGS, NULL},
-	{"_is_zero", (PyCFunction)semlock_is_zero, METH_NOARGS, NULL},
-	{"_owner", (PyCFunction)semlock_owner, METH_NOARGS, NULL},
-	{NULL},
-};
-
-static PyMemberDef semlock_members[] = {
-	{"kind", T_INT, offsetof(SemLock, kind), READONLY, NULL},
-	{"__weaklistoffset__", T_PYSSIZET, offsetof(SemLock, weakreflist), READONLY, NULL},
-	{NULL},
-};
-
-static PyTypeObject SemLockType = {
-	PyVarObject_HEAD_INIT(NULL, 0)
-	.tp_name = "mpgo._native._fast.SemLock",
-	.tp_basicsize = sizeof(SemLock),
-	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-	.tp_doc = "A Lock or RLock in shared memory (core/sync layout).",
-	.tp_init = (initproc)semlock_init,
-	.tp_new = PyType_GenericNew,
-	.tp_dealloc = (destructor)semlock_dealloc,
-	.tp_traverse = (traverseproc)semlock_traverse,
-	.tp_methods = semlock_methods,
-	.tp_members = semlock_members,
-	.tp_getset = semlock_getset,
-	.tp_weaklistoffset = offsetof(SemLock, weakreflist),
-};
-
-static int code_size(int code);
-static PyObject *item_get(const char *p, int code);
-static int item_set(char *p, int code, PyObject *x);
-
-/* ---- SyncValue: the C half of sharedctypes.Synchronized ----
- *
- * CPython's Synchronized.value is a Python property around `with lock:`;
- * here the lock, the ctypes read or write and the unlock are one C call.
- * Any lock works; mpgo's SemLock takes the inline path. */
-
-typedef struct {
-	PyObject_HEAD
-	PyObject *obj;   /* the ctypes object */
-	PyObject *lock;  /* the lock object */
-	SemLock *sl;     /* lock._semlock when it is mpgo's, else NULL */
-	char *addr;      /* obj's memory, when its type is a plain number */
-	int code;        /* ... and that type's struct code, else 0 */
-} SyncValue;
-
-static PyObject *str_value, *str_semlock, *str_acquire, *str_release, *str_type_;
-
-static void syncvalue_dealloc(SyncValue *v) {
-	PyTypeObject *tp = Py_TYPE(v);
-	PyObject_GC_UnTrack(v);
-	Py_CLEAR(v->obj);
-	Py_CLEAR(v->lock);
-	Py_CLEAR(v->sl);
-	tp->tp_free((PyObject *)v);
-}
-
-static int syncvalue_traverse(SyncValue *v, visitproc visit, void *arg) {
-	Py_VISIT(v->obj);
-	Py_VISIT(v->lock);
-	Py_VISIT(v->sl);
-	return 0;
-}
-
-static int syncvalue_clear(SyncValue *v) {
-	Py_CLEAR(v->obj);
-	Py_CLEAR(v->lock);
-	Py_CLEAR(v->sl);
-	return 0;
-}
-
-static int lock_in(SyncValue *v) {
-	if (v->sl) return semlock_acquire_impl(v->sl, 1, -1) < 0 ? -1 : 0;
-	PyObject *r = PyObject_CallMethodNoArgs(v->lock, str_acquire);
-	if (!r) return -1;
-	Py_DECREF(r);
-	return 0;
-}
-
-static int lock_out(SyncValue *v) {
-	PyObject *r = v->sl ? semlock_release(v->sl, NULL)
-			    : PyObject_CallMethodNoArgs(v->lock, str_release);
-	if (!r) return -1;
-	Py_DECREF(r);
-	return 0;
-}
-
-static PyObject *syncvalue_get(SyncValue *v, void *Py_UNUSED(unused)) {
-	if (!v->obj || !v->lock) {
-		PyErr_SetString(PyExc_AttributeError, "value");
-		return NULL;
-	}
-	if (lock_in(v) < 0) return NULL;
-	PyObject *r = v->code ? item_get(v->addr, v->code) : PyObject_GetAttr(v->obj, str_value);
-	if (lock_out(v) < 0) Py_CLEAR(r);
-	return r;
-}
-
-static int syncvalue_set(SyncValue *v, PyObject *x, void *Py_UNUSED(unused)) {
-	if (!v->obj || !v->lock) {
-		PyErr_SetString(PyExc_AttributeError, "value");
-		return -1;
-	}
-	if (!x) {
-		PyErr_SetString(PyExc_AttributeError, "cannot delete value");
-		return -1;
-	}
-	if (lock_in(v) < 0) return -1;
-	int r = v->code ? item_set(v->addr, v->code, x) : PyObject_SetAttr(v->obj, str_value, x);
-	if (lock_out(v) < 0) r = -1;
-	return r;
-}
-
-static PyObject *syncvalue_get_obj(SyncValue *v, void *Py_UNUSED(unused)) {
-	if (!v->obj) { PyErr_SetString(PyExc_AttributeError, "_obj"); return NULL; }
-	return Py_NewRef(v->obj);
-}
-
-/* syncvalue_set_obj also finds whether obj is a ctypes number whose value
- * can be read and written straight from its memory, skipping ctypes. */
-static int syncvalue_set_obj(SyncValue *v, PyObject *x, void *Py_UNUSED(unused)) {
-	Py_XINCREF(x);
-	Py_XSETREF(v->obj, x);
-	v->addr = NULL;
-	v->code = 0;
-	if (!x) return 0;
-	/* Only ctypes' own native-order types: a byte-swapped type (or a
-	 * subclass) has the same code but another layout or value rules. */
-	PyObject *le = PyObject_GetAttrString((PyObject *)Py_TYPE(x), "__ctype_le__");
-	int native = le == (PyObject *)Py_TYPE(x);
-	Py_XDECREF(le);
-	PyObject *t = native ? PyObject_GetAttr((PyObject *)Py_TYPE(x), str_type_) : NULL;
-	if (t && PyUnicode_Check(t) && PyUnicode_GET_LENGTH(t) == 1) {
-		int code = PyUnicode_READ_CHAR(t, 0);
-		Py_buffer b;
-		if (code_size(code) && PyObject_GetBuffer(x, &b, PyBUF_SIMPLE) == 0) {
-			if (b.len == code_size(code)) {
-				v->addr = b.buf;  /* lives as long as obj, which we hold */
-				v->code = code;
-			}
-			PyBuffer_Release(&b);
-		}
-	}
-	Py_XDECREF(t);
-	PyErr_Clear();
-	return 0;
-}
-
-static PyObject *syncvalue_get_lock(SyncValue *v, void *Py_UNUSED(unused)) {
-	if (!v->lock) { PyErr_SetString(PyExc_AttributeError, "_lock"); return NULL; }
-	return Py_NewRef(v->lock);
-}
-
-static int syncvalue_set_lock(SyncValue *v, PyObject *x, void *Py_UNUSED(unused)) {
-	Py_XINCREF(x);
-	Py_XSETREF(v->lock, x);
-	Py_CLEAR(v->sl);
-	if (x) {
-		PyObject *sl = PyObject_GetAttr(x, str_semlock);
-		if (sl && PyObject_TypeCheck(sl, &SemLockType)) v->sl = (SemLock *)sl;
-		else { Py_XDECREF(sl); PyErr_Clear(); }
-	}
-	return 0;
-}
-
-static PyGetSetDef syncvalue_getset[] = {
-	{"value", (getter)syncvalue_get, (setter)syncvalue_set, "the value, read and written under the lock", NULL},
-	{"_obj", (getter)syncvalue_get_obj, (setter)syncvalue_set_obj, NULL, NULL},
-	{"_lock", (getter)syncvalue_get_lock, (setter)syncvalue_set_lock, NULL, NULL},
-	{NULL},
-};
-
-static PyTypeObject SyncValueType = {
-	PyVarObject_HEAD_INIT(NULL, 0)
-	.tp_name = "mpgo._native._fast.SyncValue",
-	.tp_basicsize = sizeof(SyncValue),
-	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-	.tp_doc = "Base of sharedctypes.Synchronized: value under the lock in one C call.",
-	.tp_new = PyType_GenericNew,
-	.tp_dealloc = (destructor)syncvalue_dealloc,
-	.tp_traverse = (traverseproc)syncvalue_traverse,
-	.tp_clear = (inquiry)syncvalue_clear,
-	.tp_getset = syncvalue_getset,
-};
 
 /* ---- Queue: put/get of byte messages on a core/queue ring ----
  *
@@ -580,11 +11,6 @@ static PyTypeObject SyncValueType = {
  * copy. Only waits (and copies of large messages) release the GIL, in
  * slices, checking for signals between them. */
 
-/* Messages larger than this are copied with the GIL released. */
-#define BIG_MESSAGE (256 * 1024)
-/* Per-thread landing buffer for gets: most messages fit, and a bytes object
- * of the exact size is made from it. */
-#define SCRATCH (64 * 1024)
 
 static __thread char *scratch __attribute__((tls_model("initial-exec")));
 
@@ -661,24 +87,6 @@ static int parse_timeout(PyObject *block, PyObject *tobj, double *t) {
 	return 0;
 }
 
-/* Slicer cuts a wait of t seconds (-1 forever) into slices of <= SLICE. */
-typedef struct { double t; int64_t deadline; } Slicer;
-
-static void slicer_start(Slicer *s, double t) {
-	s->t = t;
-	s->deadline = t > 0 ? mpgo_monotonic_ns() + (int64_t)(t * 1e9) : 0;
-}
-
-/* slicer_next stores the next slice and returns 0, or returns 1 when the
- * time is up. */
-static int slicer_next(Slicer *s, double *slice) {
-	if (s->t < 0) { *slice = SLICE; return 0; }
-	double left = (double)(s->deadline - mpgo_monotonic_ns()) / 1e9;
-	if (left <= 0) return 1;
-	*slice = left < SLICE ? left : SLICE;
-	return 0;
-}
-
 static PyObject *queue_put(QueueObj *q, PyObject *const *args, Py_ssize_t nargs) {
 	if (nargs < 1 || nargs > 3) {
 		PyErr_SetString(PyExc_TypeError, "put(data, block=True, timeout=None)");
@@ -690,7 +98,7 @@ static PyObject *queue_put(QueueObj *q, PyObject *const *args, Py_ssize_t nargs)
 	Py_buffer v;
 	if (PyObject_GetBuffer(args[0], &v, PyBUF_SIMPLE) < 0) return NULL;
 	int rc;
-	if (v.len < BIG_MESSAGE) {
+	if (v.len < CEXT_BIG) {
 		rc = mpgo_queue_put(q->h, v.buf, v.len, 0);
 	} else {
 		Py_BEGIN_ALLOW_THREADS
@@ -712,7 +120,7 @@ static PyObject *queue_put(QueueObj *q, PyObject *const *args, Py_ssize_t nargs)
 		}
 	}
 	PyBuffer_Release(&v);
-	if (rc < 0) { raise_code(rc); return NULL; }
+	if (rc < 0) { cext_raise_code(rc); return NULL; }
 	Py_RETURN_NONE;
 }
 
@@ -725,7 +133,7 @@ static PyObject *get_exact(QueueObj *q, int64_t n) {
 		if (!b) return NULL;
 		int64_t got = 0;
 		int rc;
-		if (n < BIG_MESSAGE) {
+		if (n < CEXT_BIG) {
 			rc = mpgo_queue_get(q->h, PyBytes_AS_STRING(b), n, 0, &got);
 		} else {
 			Py_BEGIN_ALLOW_THREADS
@@ -749,9 +157,9 @@ static PyObject *queue_get(QueueObj *q, PyObject *const *args, Py_ssize_t nargs)
 	double t;
 	if (parse_timeout(nargs > 0 ? args[0] : NULL, nargs > 1 ? args[1] : NULL, &t) < 0) return NULL;
 	if (check_forked() < 0) return NULL;
-	if (!scratch && !(scratch = PyMem_RawMalloc(SCRATCH))) return PyErr_NoMemory();
+	if (!scratch && !(scratch = PyMem_RawMalloc(CEXT_SCRATCH))) return PyErr_NoMemory();
 	int64_t n = 0;
-	int rc = mpgo_queue_get(q->h, scratch, SCRATCH, 0, &n);
+	int rc = mpgo_queue_get(q->h, scratch, CEXT_SCRATCH, 0, &n);
 	Slicer sl;
 	slicer_start(&sl, t);
 	for (;;) {
@@ -767,11 +175,11 @@ static PyObject *queue_get(QueueObj *q, PyObject *const *args, Py_ssize_t nargs)
 		double slice;
 		if (slicer_next(&sl, &slice)) break;
 		Py_BEGIN_ALLOW_THREADS
-		rc = mpgo_queue_get(q->h, scratch, SCRATCH, slice, &n);
+		rc = mpgo_queue_get(q->h, scratch, CEXT_SCRATCH, slice, &n);
 		Py_END_ALLOW_THREADS
 		if (rc == MPGO_EEMPTY && PyErr_CheckSignals() < 0) return NULL;
 	}
-	raise_code(rc);
+	cext_raise_code(rc);
 	return NULL;
 }
 
@@ -813,7 +221,7 @@ static PyObject *queue_put_raw(QueueObj *q, PyObject *const *args, Py_ssize_t na
 			if (rc == MPGO_EFULL && PyErr_CheckSignals() < 0) return NULL;
 		}
 	}
-	if (rc < 0) { raise_code(rc); return NULL; }
+	if (rc < 0) { cext_raise_code(rc); return NULL; }
 	Py_RETURN_NONE;
 }
 
@@ -952,7 +360,7 @@ static PyObject *queue_put_parts(QueueObj *q, PyObject *const *args, Py_ssize_t 
 			if (rc == MPGO_EFULL && PyErr_CheckSignals() < 0) goto out;
 		}
 	}
-	if (rc < 0) { raise_code(rc); goto out; }
+	if (rc < 0) { cext_raise_code(rc); goto out; }
 	res = Py_NewRef(Py_None);
 out:
 	for (Py_ssize_t i = 0; i < got; i++) PyBuffer_Release(&views[i]);
@@ -1292,30 +700,30 @@ static PyObject *queue_get_many(QueueObj *q, PyObject *const *args, Py_ssize_t n
 	double t;
 	if (parse_timeout(nargs > 1 ? args[1] : NULL, nargs > 2 ? args[2] : NULL, &t) < 0) return NULL;
 	if (check_forked() < 0) return NULL;
-	if (!scratch && !(scratch = PyMem_RawMalloc(SCRATCH))) return PyErr_NoMemory();
+	if (!scratch && !(scratch = PyMem_RawMalloc(CEXT_SCRATCH))) return PyErr_NoMemory();
 	int64_t lens[4096], count = 0;
-	int rc = mpgo_queue_get_many(q->h, scratch, SCRATCH, max, 0, lens, &count);
+	int rc = mpgo_queue_get_many(q->h, scratch, CEXT_SCRATCH, max, 0, lens, &count);
 	if (rc == MPGO_EEMPTY && t != 0) {
 		Slicer sl;
 		slicer_start(&sl, t);
 		double slice;
 		while (rc == MPGO_EEMPTY && !slicer_next(&sl, &slice)) {
 			Py_BEGIN_ALLOW_THREADS
-			rc = mpgo_queue_get_many(q->h, scratch, SCRATCH, max, slice, lens, &count);
+			rc = mpgo_queue_get_many(q->h, scratch, CEXT_SCRATCH, max, slice, lens, &count);
 			Py_END_ALLOW_THREADS
 			if (rc == MPGO_EEMPTY && PyErr_CheckSignals() < 0) return NULL;
 		}
 	}
 	if (rc == MPGO_ETOOSHORT) {
 		PyObject *b = get_exact(q, lens[0]);
-		if (IS_CODE(b)) { raise_code((int)(intptr_t)b); return NULL; }
+		if (IS_CODE(b)) { cext_raise_code((int)(intptr_t)b); return NULL; }
 		if (!b) return NULL;
 		PyObject *l = PyList_New(1);
 		if (!l) { Py_DECREF(b); return NULL; }
 		PyList_SET_ITEM(l, 0, b);
 		return l;
 	}
-	if (rc < 0) { raise_code(rc); return NULL; }
+	if (rc < 0) { cext_raise_code(rc); return NULL; }
 	PyObject *l = PyList_New(count);
 	if (!l) return NULL;
 	int64_t off = 0;
@@ -1370,7 +778,7 @@ static PyObject *queue_put_many(QueueObj *q, PyObject *const *args, Py_ssize_t n
 		total += done;
 		if (rc != MPGO_EFULL || total == n) break;
 	}
-	if (rc < 0) { raise_code(rc); goto out; }
+	if (rc < 0) { cext_raise_code(rc); goto out; }
 	res = PyLong_FromLongLong(total);
 out:
 	for (Py_ssize_t i = 0; i < got; i++) PyBuffer_Release(&views[i]);
@@ -1385,14 +793,14 @@ static PyObject *queue_qsize(QueueObj *q, PyObject *Py_UNUSED(unused)) {
 	if (check_forked() < 0) return NULL;
 	int64_t n = 0;
 	int rc = mpgo_queue_len(q->h, &n);
-	if (rc < 0) { raise_code(rc); return NULL; }
+	if (rc < 0) { cext_raise_code(rc); return NULL; }
 	return PyLong_FromLongLong(n);
 }
 
 static PyObject *queue_task_done(QueueObj *q, PyObject *Py_UNUSED(unused)) {
 	if (check_forked() < 0) return NULL;
 	int rc = mpgo_queue_task_done(q->h);
-	if (rc < 0) { raise_code(rc); return NULL; }
+	if (rc < 0) { cext_raise_code(rc); return NULL; }
 	Py_RETURN_NONE;
 }
 
@@ -1412,7 +820,7 @@ static PyObject *queue_join(QueueObj *q, PyObject *const *args, Py_ssize_t nargs
 		Py_BEGIN_ALLOW_THREADS
 		rc = mpgo_queue_join(q->h, slice);
 		Py_END_ALLOW_THREADS
-		if (rc < 0) { raise_code(rc); return NULL; }
+		if (rc < 0) { cext_raise_code(rc); return NULL; }
 		if (rc == 1) Py_RETURN_TRUE;
 		if (PyErr_CheckSignals() < 0) return NULL;
 		if (slicer_next(&sl, &slice)) Py_RETURN_FALSE;
@@ -1458,154 +866,7 @@ static PyTypeObject QueueType = {
 	.tp_members = queue_members,
 };
 
-/* ---- Bulk slices of shared Arrays ----
- *
- * a[i:j] of a ctypes array goes element by element through ctypes getters
- * and setters; these convert a contiguous run straight between the shared
- * memory and a list (or any sequence). */
-
-static int code_size(int code) {
-	switch (code) {
-	case 'b': case 'B': return 1;
-	case 'h': case 'H': return 2;
-	case 'i': case 'I': case 'f': return 4;
-	case 'l': case 'L': case 'q': case 'Q': case 'd': return 8;
-	}
-	return 0;
-}
-
-static PyObject *item_get(const char *p, int code) {
-	switch (code) {
-	case 'b': return PyLong_FromLong(*(const int8_t *)p);
-	case 'B': return PyLong_FromLong(*(const uint8_t *)p);
-	case 'h': return PyLong_FromLong(*(const int16_t *)p);
-	case 'H': return PyLong_FromLong(*(const uint16_t *)p);
-	case 'i': return PyLong_FromLong(*(const int32_t *)p);
-	case 'I': return PyLong_FromUnsignedLong(*(const uint32_t *)p);
-	case 'l': case 'q': return PyLong_FromLongLong(*(const int64_t *)p);
-	case 'L': case 'Q': return PyLong_FromUnsignedLongLong(*(const uint64_t *)p);
-	case 'f': return PyFloat_FromDouble(*(const float *)p);
-	case 'd': return PyFloat_FromDouble(*(const double *)p);
-	}
-	return NULL;
-}
-
-/* item_set stores x as code at p, with ctypes' conversions: floats for f/d
- * (ints accepted), ints for the rest (floats refused), wrapping silently on
- * overflow like ctypes. */
-static int item_set(char *p, int code, PyObject *x) {
-	if (code == 'f' || code == 'd') {
-		double v = PyFloat_AsDouble(x);
-		if (v == -1.0 && PyErr_Occurred()) return -1;
-		if (code == 'f') *(float *)p = (float)v;
-		else *(double *)p = v;
-		return 0;
-	}
-	if (PyFloat_Check(x)) {
-		PyErr_Format(PyExc_TypeError, "int expected instead of float");
-		return -1;
-	}
-	unsigned long long v = PyLong_AsUnsignedLongLongMask(x);
-	if (v == (unsigned long long)-1 && PyErr_Occurred()) return -1;
-	switch (code_size(code)) {
-	case 1: *(uint8_t *)p = (uint8_t)v; break;
-	case 2: *(uint16_t *)p = (uint16_t)v; break;
-	case 4: *(uint32_t *)p = (uint32_t)v; break;
-	default: *(uint64_t *)p = (uint64_t)v; break;
-	}
-	return 0;
-}
-
-/* array_get(buffer, code, start, stop) -> list of the elements. */
-static PyObject *fast_array_get(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs) {
-	if (nargs != 4 || !PyUnicode_Check(args[1]) || PyUnicode_GET_LENGTH(args[1]) != 1) {
-		PyErr_SetString(PyExc_TypeError, "array_get(buffer, code, start, stop)");
-		return NULL;
-	}
-	int code = PyUnicode_READ_CHAR(args[1], 0), sz = code_size(code);
-	Py_ssize_t start = PyLong_AsSsize_t(args[2]), stop = PyLong_AsSsize_t(args[3]);
-	if ((start == -1 || stop == -1) && PyErr_Occurred()) return NULL;
-	Py_buffer v;
-	if (!sz) { PyErr_SetString(PyExc_ValueError, "unsupported code"); return NULL; }
-	if (PyObject_GetBuffer(args[0], &v, PyBUF_SIMPLE) < 0) return NULL;
-	Py_ssize_t n = stop > start ? stop - start : 0;
-	if (start < 0 || (start + n) * sz > v.len) {
-		PyBuffer_Release(&v);
-		PyErr_SetString(PyExc_IndexError, "slice out of range");
-		return NULL;
-	}
-	PyObject *l = PyList_New(n);
-	if (l) {
-		const char *p = (const char *)v.buf + start * sz;
-		for (Py_ssize_t i = 0; i < n; i++, p += sz) {
-			PyObject *x = item_get(p, code);
-			if (!x) { Py_CLEAR(l); break; }
-			PyList_SET_ITEM(l, i, x);
-		}
-	}
-	PyBuffer_Release(&v);
-	return l;
-}
-
-/* array_set(buffer, code, start, stop, values): the slice must be as long
- * as values, as ctypes requires. */
-static PyObject *fast_array_set(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs) {
-	if (nargs != 5 || !PyUnicode_Check(args[1]) || PyUnicode_GET_LENGTH(args[1]) != 1) {
-		PyErr_SetString(PyExc_TypeError, "array_set(buffer, code, start, stop, values)");
-		return NULL;
-	}
-	int code = PyUnicode_READ_CHAR(args[1], 0), sz = code_size(code);
-	Py_ssize_t start = PyLong_AsSsize_t(args[2]), stop = PyLong_AsSsize_t(args[3]);
-	if ((start == -1 || stop == -1) && PyErr_Occurred()) return NULL;
-	if (!sz) { PyErr_SetString(PyExc_ValueError, "unsupported code"); return NULL; }
-	PyObject *seq = PySequence_Fast(args[4], "can only assign an iterable");
-	if (!seq) return NULL;
-	Py_ssize_t n = stop > start ? stop - start : 0;
-	if (PySequence_Fast_GET_SIZE(seq) != n) {
-		Py_DECREF(seq);
-		PyErr_SetString(PyExc_ValueError, "Can only assign sequence of same size");
-		return NULL;
-	}
-	Py_buffer v;
-	if (PyObject_GetBuffer(args[0], &v, PyBUF_WRITABLE) < 0) { Py_DECREF(seq); return NULL; }
-	PyObject *res = NULL;
-	if (start < 0 || (start + n) * sz > v.len) {
-		PyErr_SetString(PyExc_IndexError, "slice out of range");
-		goto out;
-	}
-	/* Convert into a private copy first, so a bad element leaves the
-	 * shared array untouched. */
-	char *tmp = PyMem_Malloc(n * sz + 1);
-	if (!tmp) { PyErr_NoMemory(); goto out; }
-	PyObject **items = PySequence_Fast_ITEMS(seq);
-	for (Py_ssize_t i = 0; i < n; i++) {
-		if (item_set(tmp + i * sz, code, items[i]) < 0) { PyMem_Free(tmp); goto out; }
-	}
-	memcpy((char *)v.buf + start * sz, tmp, n * sz);
-	PyMem_Free(tmp);
-	res = Py_NewRef(Py_None);
-out:
-	PyBuffer_Release(&v);
-	Py_DECREF(seq);
-	return res;
-}
-
-/* For pool.c, which shares the error and fork handling. */
-int mpgo_fast_check_forked(void) { return check_forked(); }
-void mpgo_fast_raise_code(int rc) { raise_code(rc); }
-int mpgo_pool_add(PyObject *m);
-
-static PyMethodDef fast_methods[] = {
-	{"array_get", (PyCFunction)(void (*)(void))fast_array_get, METH_FASTCALL,
-	 "array_get(buffer, code, start, stop) -> list"},
-	{"array_set", (PyCFunction)(void (*)(void))fast_array_set, METH_FASTCALL,
-	 "array_set(buffer, code, start, stop, values)"},
-	{"forked", fast_forked, METH_NOARGS,
-	 "forked() -> bool: this process was forked from one running Go."},
-	{"set_takeover_hook", fast_set_takeover_hook, METH_O,
-	 "set_takeover_hook(fn): fn(n, pid) after locks were taken over from dead holders."},
-	{"set_errors", fast_set_errors, METH_O,
-	 "set_errors(fn): fn(code, message) returns the exception for a code."},
+static PyMethodDef queues_functions[] = {
 	{"set_oob_loads", fast_set_oob_loads, METH_O,
 	 "set_oob_loads(fn): fn(landing) returns the object of an out-of-band message."},
 	{"oob_loads", fast_oob_loads, METH_O,
@@ -1613,38 +874,11 @@ static PyMethodDef fast_methods[] = {
 	{NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef fast_module = {
-	PyModuleDef_HEAD_INIT,
-	.m_name = "_fast",
-	.m_doc = "mpgo C fast paths",
-	.m_size = -1,
-	.m_methods = fast_methods,
-};
-
-PyMODINIT_FUNC PyInit__fast(void) {
-	my_pid = (uint32_t)getpid();
-	if (PyType_Ready(&SemLockType) < 0 || PyType_Ready(&SyncValueType) < 0 ||
-	    PyType_Ready(&QueueType) < 0 || PyType_Ready(&LandingType) < 0) return NULL;
-	str_value = PyUnicode_InternFromString("value");
-	str_semlock = PyUnicode_InternFromString("_semlock");
-	str_acquire = PyUnicode_InternFromString("acquire");
-	str_release = PyUnicode_InternFromString("release");
-	str_type_ = PyUnicode_InternFromString("_type_");
-	PyObject *m = PyModule_Create(&fast_module);
-	if (!m) return NULL;
-	Py_INCREF(&SemLockType);
-	if (PyModule_AddObject(m, "SemLock", (PyObject *)&SemLockType) < 0) return NULL;
-	Py_INCREF(&SyncValueType);
-	if (PyModule_AddObject(m, "SyncValue", (PyObject *)&SyncValueType) < 0) return NULL;
+int cext_queues_add(PyObject *m) {
+	if (PyType_Ready(&QueueType) < 0 || PyType_Ready(&LandingType) < 0) return -1;
 	Py_INCREF(&QueueType);
-	if (PyModule_AddObject(m, "Queue", (PyObject *)&QueueType) < 0) return NULL;
-	PyModule_AddIntConstant(m, "KIND_LOCK", MPGO_KIND_LOCK);
-	PyModule_AddIntConstant(m, "KIND_RLOCK", MPGO_KIND_RLOCK);
-	PyModule_AddIntConstant(m, "KIND_SEMAPHORE", MPGO_KIND_SEMAPHORE);
-	PyModule_AddIntConstant(m, "LOCK_SIZE", MPGO_LOCK_SIZE);
-	PyModule_AddIntConstant(m, "SEM_VALUE_MAX", MPGO_SEM_VALUE_MAX);
-	PyModule_AddIntConstant(m, "RAW_MIN", RAW_MIN);
-	PyModule_AddIntConstant(m, "OOB_TAG", MPGO_QUEUE_OOB_TAG);
-	if (mpgo_pool_add(m) < 0) return NULL;
-	return m;
+	if (PyModule_AddObject(m, "Queue", (PyObject *)&QueueType) < 0) return -1;
+	if (PyModule_AddIntConstant(m, "RAW_MIN", RAW_MIN) < 0 ||
+	    PyModule_AddIntConstant(m, "OOB_TAG", MPGO_QUEUE_OOB_TAG) < 0) return -1;
+	return PyModule_AddFunctions(m, queues_functions);
 }
