@@ -22,35 +22,36 @@ static int results_op(void *a, double slice) {
 	return mpgo_queue_get_many(ra->qh, ra->buf, CEXT_SCRATCH, ra->max, slice, ra->lens, &ra->count);
 }
 
-/* Names of ApplyResult's attributes, for deliver_apply. */
-static PyObject *s_callback, *s_error_callback, *s_success, *s_value, *s_ready, *s_waiters,
-	*s_pool, *s_release, *s_number_left, *s_chunksize, *s_length;
+/* Names of the result classes' attributes and methods. pool.py owns the
+ * classes: C reads their state but changes it only through their methods
+ * (_set, _placed). */
+static PyObject *s_callback, *s_error_callback, *s_success, *s_value, *s_set, *s_placed,
+	*s_number_left, *s_chunksize;
 
 static int intern_names(void) {
-	if (s_length) return 0;
+	if (s_chunksize) return 0;
 	struct { PyObject **p; const char *s; } names[] = {
 		{&s_callback, "_callback"}, {&s_error_callback, "_error_callback"},
-		{&s_success, "_success"}, {&s_value, "_value"}, {&s_ready, "_ready"},
-		{&s_waiters, "_waiters"}, {&s_pool, "_pool"}, {&s_release, "release"},
-		{&s_number_left, "_number_left"}, {&s_chunksize, "_chunksize"}, {&s_length, "_length"},
+		{&s_success, "_success"}, {&s_value, "_value"}, {&s_set, "_set"},
+		{&s_placed, "_placed"}, {&s_number_left, "_number_left"},
+		{&s_chunksize, "_chunksize"},
 	};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
 		if (!*names[i].p && !(*names[i].p = PyUnicode_InternFromString(names[i].s))) return -1;
 	return 0;
 }
 
-/* deliver_apply sets the result of job when it is an ApplyResult (exactly
- * cls) without callbacks, as ApplyResult._set does: 1 if it did, 0 if the
- * job is for Python to deliver, -1 with an exception set. */
+/* deliver_apply delivers the result of job when it is an ApplyResult
+ * (exactly cls) without callbacks, by its _set(0, (ok, obj)), here rather
+ * than in a group for Python: 1 if it did, 0 if the job is for Python to
+ * deliver, -1 with an exception set. */
 static int deliver_apply(PyObject *cache, PyObject *cls, long long job, int ok, PyObject *obj) {
 	if (!cache || !PyDict_CheckExact(cache) || intern_names() < 0) return 0;
 	PyObject *key = PyLong_FromLongLong(job);
 	if (!key) return -1;
 	PyObject *r = PyDict_GetItemWithError(cache, key);
-	if (!r || (PyObject *)Py_TYPE(r) != cls) {
-		Py_DECREF(key);
-		return PyErr_Occurred() ? -1 : 0;
-	}
+	Py_DECREF(key);
+	if (!r || (PyObject *)Py_TYPE(r) != cls) return PyErr_Occurred() ? -1 : 0;
 	Py_INCREF(r);
 	int res = -1, cbs = 0;
 	PyObject *v;
@@ -60,29 +61,16 @@ static int deliver_apply(PyObject *cache, PyObject *cls, long long job, int ok, 
 		Py_XDECREF(v);
 	}
 	if (cbs) { res = 0; goto out; }
-	if (PyObject_SetAttr(r, s_success, ok ? Py_True : Py_False) < 0 ||
-	    PyObject_SetAttr(r, s_value, obj) < 0)
-		goto out;
-	/* ApplyResult._mark_ready: the flag first, then wake any waiter. (Not
-	 * ready before: a task's result is delivered once.) */
-	{
-		if (PyObject_SetAttr(r, s_ready, Py_True) < 0) goto out;
-		PyObject *lock;
-		if (PyObject_GetOptionalAttr(r, s_waiters, &lock) < 0) goto out;
-		if (lock && lock != Py_None) {
-			PyObject *x = PyObject_CallMethodNoArgs(lock, s_release);
-			Py_DECREF(lock);
-			if (!x) goto out;
-			Py_DECREF(x);
-		} else {
-			Py_XDECREF(lock);
-		}
-	}
-	if (PyDict_DelItem(cache, key) < 0 || PyObject_SetAttr(r, s_pool, Py_None) < 0) goto out;
+	PyObject *zero = PyLong_FromLong(0);
+	PyObject *pair = zero ? PyTuple_Pack(2, ok ? Py_True : Py_False, obj) : NULL;
+	PyObject *x = pair ? PyObject_CallMethodObjArgs(r, s_set, zero, pair, NULL) : NULL;
+	Py_XDECREF(zero);
+	Py_XDECREF(pair);
+	if (!x) goto out;
+	Py_DECREF(x);
 	res = 1;
 out:
 	Py_DECREF(r);
-	Py_DECREF(key);
 	return res;
 }
 
@@ -113,29 +101,18 @@ static int deliver_map(PyObject *cache, PyObject *cls, long long job, Py_ssize_t
 	Py_ssize_t n_left = PyLong_AsSsize_t(left), chunk = PyLong_AsSsize_t(cs);
 	if (PyErr_Occurred()) { res = -1; goto out; }
 	if (n_left <= 1 || chunk < 1) goto out;  /* the last result: Python's */
-	if (value == Py_None) {
-		/* MapResult makes a long list when the first result comes. */
-		PyObject *length;
-		if (PyObject_GetOptionalAttr(r, s_length, &length) < 0) { res = -1; goto out; }
-		Py_ssize_t n = length ? PyLong_AsSsize_t(length) : -1;
-		Py_XDECREF(length);
-		if (n < 0) { if (PyErr_Occurred()) res = -1; goto out; }
-		PyObject *l = PyList_New(n);
-		if (!l) { res = -1; goto out; }
-		for (Py_ssize_t k = 0; k < n; k++) PyList_SET_ITEM(l, k, Py_NewRef(Py_None));
-		int rc = PyObject_SetAttr(r, s_value, l);
-		Py_SETREF(value, l);
-		if (rc < 0) { res = -1; goto out; }
-	}
+	/* A long map's list is made, by Python, when its first result comes. */
 	if (!value || !PyList_CheckExact(value)) goto out;
 	Py_ssize_t lo = i * chunk, hi = lo + chunk;
 	if (hi > PyList_GET_SIZE(value)) hi = PyList_GET_SIZE(value);
 	if (lo >= hi) goto out;
 	res = plain_load_into(body, bn, value, lo, hi);
 	if (res == 1) {
-		PyObject *nl = PyLong_FromSsize_t(n_left - 1);
-		if (!nl || PyObject_SetAttr(r, s_number_left, nl) < 0) res = -1;
-		Py_XDECREF(nl);
+		PyObject *one = PyLong_FromLong(1);
+		PyObject *x = one ? PyObject_CallMethodOneArg(r, s_placed, one) : NULL;
+		Py_XDECREF(one);
+		if (x) Py_DECREF(x);
+		else res = -1;
 	}
 out:
 	Py_XDECREF(ok);
