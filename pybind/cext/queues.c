@@ -1,6 +1,7 @@
 /* queues.c: Queue, the puts and gets of messages on a core/queue ring
  * (through the C ABI), with the out-of-band buffers of pickle protocol 5. */
 #include "cext.h"
+#include "plain.h"
 #include <structmember.h>
 #include <linux/futex.h>
 
@@ -371,108 +372,6 @@ out:
 	return res;
 }
 
-/* ---- Scalars: None, bools, floats and 32-bit ints pickled in C ----
- *
- * A Pipe's ping-pong of small numbers spends more time making and freeing
- * picklers than on the ring. These produce and recognise exactly the bytes
- * pickle.dumps gives at protocols 4 and 5 (configure() checks that against
- * plain_dumps itself): PROTO, a FRAME when the body is 4 bytes or more, the
- * opcode, its argument, STOP. Anything else goes through pickle. */
-static Py_ssize_t scalar_dumps(PyObject *o, char proto, char *out) {
-	char body[10];
-	Py_ssize_t k;
-	PyTypeObject *t = Py_TYPE(o);
-	if (o == Py_None) { body[0] = 'N'; k = 1; }
-	else if (o == Py_True) { body[0] = '\x88'; k = 1; }
-	else if (o == Py_False) { body[0] = '\x89'; k = 1; }
-	else if (t == &PyLong_Type) {
-		int overflow;
-		long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
-		if (overflow || (v == -1 && PyErr_Occurred())) { PyErr_Clear(); return 0; }
-		if (v >= 0 && v <= 0xff) { body[0] = 'K'; body[1] = (char)v; k = 2; }
-		else if (v >= 0 && v <= 0xffff) { body[0] = 'M'; body[1] = (char)v; body[2] = (char)(v >> 8); k = 3; }
-		else if (v >= -0x80000000LL && v <= 0x7fffffffLL) {
-			uint32_t u = (uint32_t)(int32_t)v;
-			body[0] = 'J';
-			for (int i = 0; i < 4; i++) body[1 + i] = (char)(u >> (8 * i));
-			k = 5;
-		} else return 0;
-	} else if (t == &PyFloat_Type) {
-		body[0] = 'G';
-		if (PyFloat_Pack8(PyFloat_AS_DOUBLE(o), body + 1, 0) < 0) { PyErr_Clear(); return 0; }
-		k = 9;
-	} else return 0;
-	body[k++] = '.';
-	Py_ssize_t n = 0;
-	out[n++] = '\x80';
-	out[n++] = proto;
-	if (k >= 4) {
-		out[n++] = '\x95';
-		for (int i = 0; i < 8; i++) out[n++] = i == 0 ? (char)k : 0;
-	}
-	memcpy(out + n, body, k);
-	return n + k;
-}
-
-/* scalar_loads returns the object of a pickle that scalar_dumps could have
- * made, or NULL (no error set) for anything else. */
-static PyObject *scalar_loads(const unsigned char *p, Py_ssize_t n) {
-	if (n < 4 || n > 20 || p[0] != 0x80 || p[1] < 4 || p[1] > 5 || p[n - 1] != '.') return NULL;
-	p += 2; n -= 3;  /* the body without STOP */
-	if (p[0] == 0x95) {
-		if (n < 9 || (Py_ssize_t)p[1] != n - 8) return NULL;
-		for (int i = 2; i < 9; i++) if (p[i]) return NULL;
-		p += 9; n -= 9;
-	}
-	switch (p[0]) {
-	case 'N': return n == 1 ? Py_NewRef(Py_None) : NULL;
-	case 0x88: return n == 1 ? Py_NewRef(Py_True) : NULL;
-	case 0x89: return n == 1 ? Py_NewRef(Py_False) : NULL;
-	case 'K': return n == 2 ? PyLong_FromLong(p[1]) : NULL;
-	case 'M': return n == 3 ? PyLong_FromLong(p[1] | p[2] << 8) : NULL;
-	case 'J':
-		if (n != 5) return NULL;
-		return PyLong_FromLong((int32_t)((uint32_t)p[1] | (uint32_t)p[2] << 8 |
-						 (uint32_t)p[3] << 16 | (uint32_t)p[4] << 24));
-	case 'G': {
-		if (n != 9) return NULL;
-		double d = PyFloat_Unpack8((const char *)p + 1, 0);
-		if (d == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return NULL; }
-		return PyFloat_FromDouble(d);
-	}
-	}
-	return NULL;
-}
-
-/* scalar_proto returns the protocol byte of dumps if scalar_dumps agrees
- * with it on a few values, else 0. */
-static char scalar_proto(PyObject *dumps) {
-	PyObject *r = PyObject_CallOneArg(dumps, Py_None);
-	if (!r) { PyErr_Clear(); return 0; }
-	char proto = 0;
-	if (PyBytes_Check(r) && PyBytes_GET_SIZE(r) == 4 && PyBytes_AS_STRING(r)[0] == '\x80' &&
-	    (PyBytes_AS_STRING(r)[1] == 4 || PyBytes_AS_STRING(r)[1] == 5))
-		proto = PyBytes_AS_STRING(r)[1];
-	Py_DECREF(r);
-	if (!proto) return 0;
-	PyObject *probe = Py_BuildValue("(OOiiiiiLd)", Py_True, Py_False, 0, 255, 256, 65536, -1,
-					(long long)0x7fffffff, -2.5);
-	if (!probe) { PyErr_Clear(); return 0; }
-	for (Py_ssize_t i = 0; proto && i < PyTuple_GET_SIZE(probe); i++) {
-		PyObject *o = PyTuple_GET_ITEM(probe, i);
-		char buf[24];
-		Py_ssize_t k = scalar_dumps(o, proto, buf);
-		PyObject *want = PyObject_CallOneArg(dumps, o);
-		if (!want) { PyErr_Clear(); proto = 0; break; }
-		if (!k || !PyBytes_Check(want) || PyBytes_GET_SIZE(want) != k ||
-		    memcmp(PyBytes_AS_STRING(want), buf, k) != 0)
-			proto = 0;
-		Py_DECREF(want);
-	}
-	Py_DECREF(probe);
-	return proto;
-}
-
 /* get_obj(block, timeout, loads): the next message as an object: a raw
  * message is returned as the bytes it carries (the tag cut off in place),
  * anything else is passed to loads. */
@@ -489,7 +388,7 @@ static PyObject *queue_get_obj(QueueObj *q, PyObject *const *args, Py_ssize_t na
 		return m;
 	}
 	if (n > 0 && PyBytes_AS_STRING(m)[n - 1] == MPGO_QUEUE_OOB_TAG) return oob_load(m, Py_REFCNT(m) == 1);
-	PyObject *obj = scalar_loads((const unsigned char *)PyBytes_AS_STRING(m), n);
+	PyObject *obj = plain_scalar_loads((const unsigned char *)PyBytes_AS_STRING(m), n);
 	if (obj) { Py_DECREF(m); return obj; }
 	obj = PyObject_CallOneArg(args[2], m);
 	Py_DECREF(m);
@@ -556,7 +455,7 @@ static PyObject *queue_configure(QueueObj *q, PyObject *const *args, Py_ssize_t 
 	Py_XSETREF(q->on_sync, args[8] == Py_None ? NULL : Py_NewRef(args[8]));
 	PyObject **slots[] = {&q->dumps, &q->loads, &q->plain_dumps, &q->plain_types};
 	for (int i = 0; i < 4; i++) { Py_INCREF(args[i]); Py_XSETREF(*slots[i], args[i]); }
-	q->proto = scalar_proto(args[2]);
+	q->proto = plain_scalar_proto(args[2]);
 	Py_INCREF(args[9]);
 	Py_XSETREF(q->closed_msg, args[9]);
 	Py_RETURN_NONE;
@@ -608,7 +507,7 @@ static void sync_bell(QueueObj *q) {
  * NULL (no error set) if it does not do obj. */
 static PyObject *scalar_bytes(PyObject *obj, char proto) {
 	char buf[24];
-	Py_ssize_t k = scalar_dumps(obj, proto, buf);
+	Py_ssize_t k = plain_scalar_dumps(obj, proto, buf);
 	if (!k) return NULL;
 	PyObject *b = PyBytes_FromStringAndSize(buf, k);
 	if (!b) PyErr_Clear();
