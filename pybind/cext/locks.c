@@ -142,6 +142,10 @@ static PyObject *fast_set_takeover_hook(PyObject *Py_UNUSED(self), PyObject *fn)
  * -1 (exception set). */
 static int take_now(SemLock *s) {
 	if (s->kind == MPGO_KIND_SEMAPHORE) return try_take(s);
+	/* Held by this process, alive: nothing to take over (Go's check too),
+	 * and no call into Go for threads of one process that poll. */
+	uint64_t w = __atomic_load_n((uint64_t *)W_STATE(s), __ATOMIC_ACQUIRE);
+	if ((uint32_t)w != 0 && (uint32_t)(w >> 32) == cext_pid) return 0;
 	int rc = mpgo_lock_acquire(s->w, s->kind, cext_pid, tid(), 0);
 	if (rc == 1) {
 		report_takeovers();
