@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -27,9 +28,20 @@ def wall(cmd, cwd):
     env["PYTHONPATH"] = os.pathsep.join(
         os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)
     t = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, timeout=600)
-    return time.perf_counter() - t
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    # wait() with a timeout polls in sleeps of up to 50 ms, which would round
+    # every timing up to the next 50 ms: wait blocking, with a watchdog.
+    watchdog = threading.Timer(600, proc.kill)
+    watchdog.start()
+    try:
+        rc = proc.wait()
+    finally:
+        watchdog.cancel()
+    elapsed = time.perf_counter() - t
+    if rc:
+        raise subprocess.CalledProcessError(rc, cmd)
+    return elapsed
 
 
 def main():

@@ -477,3 +477,44 @@ def test_main_objects_sent_later_by_name(tmp_path, method):
     prog = _write(tmp_path / 'later.py', LATER)
     res = _compare([prog], method, str(tmp_path))
     assert res.stdout == '40\n[10, 20]\n'
+
+
+FORK_COPIES = '''
+import os, sys, threading
+import multiprocessing as mp
+
+log = open(sys.argv[1], 'w', buffering=1)
+tlock = threading.Lock()
+rlock = threading.RLock()
+held = threading.Lock()
+held.acquire()
+
+def work(i):
+    with tlock, rlock:
+        log.write('w%d\\n' % i)
+    return held.locked(), log.name == sys.argv[1], log.mode
+
+if __name__ == '__main__':
+    mp.set_start_method(os.environ['METHOD'])
+    p = mp.Process(target=work, args=(0,))
+    p.start()
+    p.join()
+    print(p.exitcode)
+    with mp.Pool(2) as pool:
+        print(pool.map(work, range(1, 5)))
+    log.close()
+    with open(sys.argv[1]) as f:
+        print(sorted(f.read().split()))
+'''
+
+
+def test_fork_copies_locks_and_files(tmp_path):
+    '''What a fork copies and pickle refuses: threading locks (in their
+    state) and open files (the same open file, shared offset) in globals
+    of __main__ reach 'fork' children, Process and Pool alike.'''
+    prog = _write(tmp_path / 'copies.py', FORK_COPIES)
+    out = str(tmp_path / 'log.txt')
+    res = _compare([prog, out], 'fork', str(tmp_path))
+    assert res.stdout.splitlines() == [
+        '0', str([(True, True, 'w')] * 4),
+        str(['w%d' % i for i in range(5)])]

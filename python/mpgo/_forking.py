@@ -17,9 +17,11 @@ cloudpickle does that; this module adds two things to it:
   it (or an instance of it) by reference as usual, and the parent, which
   has the original, unpickles it as its own.
 
-What a real fork carries and this does not: module globals changed at run
-time that nothing sent reaches, open files, threads and locks held (the
-README lists these differences).
+Threading locks and open files, which pickle refuses, go as a fork copies
+them (see "What a fork copies" below). What a real fork carries and this
+does not: module globals changed at run time that nothing sent reaches,
+fds not reached through a file object, threads, and objects no pickler can
+copy, such as generators (the README lists these differences).
 
 Functions of __main__ (top-level ones, lambdas, closures and nested
 functions) are pickled by value here, without cloudpickle, whose import
@@ -162,6 +164,166 @@ def _by_reference(obj):
     return module is obj
 
 
+#
+# What a fork copies and pickle refuses
+#
+# A forked child has a copy of every object, so scripts written for 'fork'
+# hand children threading locks and open files, which do not pickle. They
+# travel here as a fork would copy them: a lock as a new lock in the same
+# state; a file as the same open file description (its fd is passed to the
+# child, so the offset is shared, as after a fork), wrapped as it was;
+# this process's stdio as the child's.
+#
+
+
+def _rebuild_lock(locked):
+    import _thread
+    lock = _thread.allocate_lock()
+    if locked:
+        lock.acquire()
+    return lock
+
+
+def _reduce_lock(lock):
+    return _rebuild_lock, (lock.locked(),)
+
+
+def _rebuild_rlock():
+    import _thread
+    return _thread.RLock()
+
+
+def _reduce_rlock(lock):
+    # Held or not, by a thread the child does not have: a new one.
+    return _rebuild_rlock, ()
+
+
+def _stdio(name):
+    return getattr(sys, name)
+
+
+def _rebuild_file(dupfd, kind, mode, name, encoding, errors, line_buffering):
+    import io
+    key = getattr(dupfd, 'key', None)
+    if key is not None:
+        # One object per file in this process, however many pickles (a
+        # Pool's tasks) bring it, as after a fork.
+        f = _received_files.get(key)
+        if f is not None:
+            return f
+    fd = dupfd.detach()
+    raw = io.FileIO(fd, mode, closefd=True)
+    try:
+        raw.name = name
+    except AttributeError:
+        pass
+    if kind == 'raw':
+        return _keep(key, raw)
+    if '+' in mode:
+        buffered = io.BufferedRandom(raw)
+    elif 'r' in mode:
+        buffered = io.BufferedReader(raw)
+    else:
+        buffered = io.BufferedWriter(raw)
+    if kind == 'buffered':
+        return _keep(key, buffered)
+    text = io.TextIOWrapper(buffered, encoding, errors,
+                            line_buffering=line_buffering)
+    try:
+        text.mode = mode.replace('b', '')
+    except AttributeError:
+        pass
+    return _keep(key, text)
+
+
+def _keep(key, f):
+    if key is not None:
+        _received_files[key] = f
+    return f
+
+
+def _reduce_file(f):
+    import io
+    for name in ('stdin', 'stdout', 'stderr'):
+        if f is getattr(sys, name, None) or f is getattr(sys, '__%s__' % name, None):
+            return _stdio, (name,)
+    if isinstance(f, io.TextIOWrapper):
+        kind, buffered = 'text', f.buffer
+    elif isinstance(f, io.FileIO):
+        kind, buffered = 'raw', None
+    else:
+        kind, buffered = 'buffered', f
+    raw = f if buffered is None else getattr(buffered, 'raw', None)
+    if not isinstance(raw, io.FileIO) or raw.closed:
+        raise TypeError('cannot pickle %r object' % type(f).__name__)
+    from .context import get_spawning_popen
+    if get_spawning_popen() is not None:
+        from .reduction import DupFd
+        dupfd = DupFd(raw.fileno())      # passed with the child's start
+    else:
+        dupfd = _SharedFd(_share(raw))   # a Pool's task: fetched from us
+    return _rebuild_file, (dupfd, kind, raw.mode, raw.name,
+                           getattr(f, 'encoding', None),
+                           getattr(f, 'errors', None),
+                           getattr(f, 'line_buffering', False))
+
+
+# Files a child received by _SharedFd: key -> the file object.
+_received_files = {}
+# Files of ours that children may fetch: key -> fd (a dup, closed when the
+# file object goes).
+_shared_fds = {}
+
+
+def _share(raw):
+    '''Return the key under which the main-object server hands children a
+    dup of raw's fd.'''
+    import os
+    import weakref
+    key = '%d-%d' % (os.getpid(), id(raw))
+    if key not in _shared_fds:
+        fd = os.dup(raw.fileno())
+        _shared_fds[key] = fd
+
+        def forget(_, key=key, fd=fd):
+            if _shared_fds.get(key) == fd:
+                del _shared_fds[key]
+                os.close(fd)
+        _shared_refs[key] = weakref.ref(raw, forget)
+    return key
+
+
+_shared_refs = {}
+
+
+class _SharedFd(object):
+    '''Stands, in a pickle, for an fd a child fetches from our server.'''
+
+    def __init__(self, key):
+        self.key = key
+
+    def __reduce__(self):
+        return _SharedFd, (self.key,)
+
+    def detach(self):
+        if _fetcher is None:
+            raise OSError('mpgo: no parent to fetch a file from')
+        return _fetcher.fetch_fd(self.key)
+
+
+def _fork_copies():
+    import _thread
+    import io
+    copies = {_thread.LockType: _reduce_lock, _thread.RLock: _reduce_rlock}
+    for t in (io.TextIOWrapper, io.BufferedReader, io.BufferedWriter,
+              io.BufferedRandom, io.FileIO):
+        copies[t] = _reduce_file
+    return copies
+
+
+_FORK_COPIES = _fork_copies()
+
+
 _light_class = None
 
 
@@ -190,6 +352,8 @@ def _make_light_class():
                     return _reduce_module(obj)
             elif isinstance(obj, type) and obj.__module__ == '__main__':
                 raise _ByValue(obj)
+            elif t in _FORK_COPIES:
+                return _FORK_COPIES[t](obj)
             return NotImplemented
 
     return LightPickler
@@ -210,7 +374,8 @@ def _make_pickler_class():
         # mpgo's reducers (connections, sockets, ...) first; the dict is
         # ForkingPickler's own, so later register() calls apply here too.
         dispatch_table = collections.ChainMap(
-            ForkingPickler._extra_reducers, cloudpickle.Pickler.dispatch_table)
+            ForkingPickler._extra_reducers, _FORK_COPIES,
+            cloudpickle.Pickler.dispatch_table)
 
         def __init__(self, file, protocol=None):
             super().__init__(file, protocol)
@@ -253,10 +418,16 @@ def dumps(obj, protocol=None):
         return pickle.dumps(obj, protocol)
     if _light_class is None:
         _light_class = _make_light_class()
+    from .context import get_spawning_popen
+    popen = get_spawning_popen()
+    passed = len(getattr(popen, '_fds', ()))
     buf = io.BytesIO()
     try:
         _light_class(buf, protocol).dump(obj)
     except _ByValue:
+        # Again from the start: the fds the first try passed are not used.
+        if passed < len(getattr(popen, '_fds', ())):
+            del popen._fds[passed:]
         buf = io.BytesIO()
         _pickler(buf, protocol).dump(obj)
     return buf.getvalue()
@@ -285,35 +456,59 @@ def main_server():
     import os
     if _server is not None and _server[1] == os.getpid():
         return _server[0]
+    import socket
     import threading
-    from . import connection, process
+    from . import process
     address = '\0mpgo-main-%d-%s' % (os.getpid(), os.urandom(8).hex())
-    listener = connection.Listener(address, 'AF_UNIX',
-                                   authkey=bytes(process.current_process().authkey))
-    threading.Thread(target=_serve_main, args=(listener,), daemon=True,
+    # A bare socket, and mpgo.connection (with its authentication) only
+    # once a child connects: most programs' children never do.
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(address)
+    sock.listen(64)
+    authkey = bytes(process.current_process().authkey)
+    threading.Thread(target=_serve_main, args=(sock, authkey), daemon=True,
                      name='mpgo-main-objects').start()
     _server = (address, os.getpid())
     return address
 
 
-def _serve_main(listener):
+def _serve_main(sock, authkey):
     import threading
     while True:
         try:
-            conn = listener.accept()
-        except Exception:
-            continue   # a client that failed to authenticate, say
-        threading.Thread(target=_answer, args=(conn,), daemon=True,
+            client, _ = sock.accept()
+        except OSError:
+            import time
+            time.sleep(0.1)   # out of fds, say: the child will retry
+            continue
+        threading.Thread(target=_answer, args=(client, authkey), daemon=True,
                          name='mpgo-main-object').start()
 
 
-def _answer(conn):
+def _answer(client, authkey):
+    from . import connection
+    conn = connection.Connection(client.detach())
     with conn:
+        try:
+            connection.deliver_challenge(conn, authkey)
+            connection.answer_challenge(conn, authkey)
+        except Exception:
+            return     # a client that failed to authenticate
         while True:
             try:
                 name = conn.recv()
             except (EOFError, OSError):
                 return
+            if isinstance(name, tuple):   # ('fd', key): a file's fd
+                fd = _shared_fds.get(name[1])
+                try:
+                    conn.send(fd is not None)
+                    if fd is not None:
+                        from .reduction import send_handle
+                        send_handle(conn, fd, None)
+                except OSError:
+                    return
+                continue
             try:
                 data = dumps(getattr(sys.modules['__main__'], name))
             except Exception:
@@ -335,13 +530,29 @@ class _Fetcher(object):
 
     def fetch(self, name):
         with self.lock:
-            if self.conn is None:
-                from . import connection, process
-                self.conn = connection.Client(
-                    self.address, 'AF_UNIX',
-                    authkey=bytes(process.current_process().authkey))
+            self._connect()
             self.conn.send(name)
             return self.conn.recv_bytes()
+
+    def _connect(self):
+        if self.conn is None:
+            from . import connection, process
+            self.conn = connection.Client(
+                self.address, 'AF_UNIX',
+                authkey=bytes(process.current_process().authkey))
+
+    def fetch_fd(self, key):
+        with self.lock:
+            self._connect()
+            self.conn.send(('fd', key))
+            if not self.conn.recv():
+                raise OSError('mpgo: the parent has closed the file this '
+                              'child was sent')
+            from .reduction import recv_handle
+            return recv_handle(self.conn)
+
+
+_fetcher = None   # this 'fork' child's _Fetcher
 
 
 def main_info():
@@ -375,7 +586,8 @@ def install_main(data):
     main = types.ModuleType('__main__')
     main.__dict__.update(info)
     main.__builtins__ = builtins
-    fetcher = _Fetcher(server)
+    global _fetcher
+    fetcher = _fetcher = _Fetcher(server)
 
     def __getattr__(name):
         # A module the parent's __main__ imported, imported when asked

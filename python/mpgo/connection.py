@@ -389,7 +389,9 @@ class Listener(object):
         if self._listener is None:
             raise OSError('listener is closed')
         c = self._listener.accept()
-        if self._authkey:
+        # `is not None`, as Client's: an empty authkey authenticates too
+        # (bpo-43952; Python 3.11's Listener skipped it and hung its Client).
+        if self._authkey is not None:
             deliver_challenge(c, self._authkey)
             answer_challenge(c, self._authkey)
         return c

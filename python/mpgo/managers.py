@@ -100,11 +100,16 @@ def _stop_when_gone(server, parent):
     sentinel = parent.sentinel
     if sentinel is None:
         sentinel = os.pidfd_open(parent.pid)
-    process._wait_readable(sentinel)
-    util.info('manager: parent process %s exited, shutting down', parent.pid)
-    server._stop()
-    time.sleep(_PARENT_GONE_GRACE)
-    os._exit(0)
+    try:
+        process._wait_readable(sentinel)
+        util.info('manager: parent process %s exited, shutting down',
+                  parent.pid)
+        server._stop()
+        time.sleep(_PARENT_GONE_GRACE)
+    finally:
+        # Whatever went wrong above (a block the resource tracker unlinked
+        # first, say), the server must not outlive its parent.
+        os._exit(0)
 
 
 def dispatch(c, id, methodname, args=(), kwds={}):
@@ -115,7 +120,10 @@ def dispatch(c, id, methodname, args=(), kwds={}):
     kind, result = c.recv()
     if kind == '#RETURN':
         return result
-    raise convert_to_error(kind, result)
+    try:
+        raise convert_to_error(kind, result)
+    finally:
+        del result  # break reference cycle (gh-106558)
 
 def convert_to_error(kind, result):
     if kind == '#ERROR':
@@ -879,7 +887,10 @@ class BaseProxy(object):
             conn = self._Client(token.address, authkey=self._authkey)
             dispatch(conn, None, 'decref', (token.id,))
             return proxy
-        raise convert_to_error(kind, result)
+        try:
+            raise convert_to_error(kind, result)
+        finally:
+            del result   # break reference cycle (gh-106558)
 
     def _getvalue(self):
         '''
@@ -1356,9 +1367,17 @@ if HAS_SHMEM:
             return Server.shutdown(self, c)
 
         def _stop(self):
-            # Its parent exited without shutdown(): the blocks go all the same.
-            self.shared_memory_context.unlink()
-            Server._stop(self)
+            # Its parent exited without shutdown(): the blocks go all the
+            # same (those the resource tracker has not unlinked already).
+            context = self.shared_memory_context
+            try:
+                for name in context.segment_names[:]:
+                    try:
+                        context.destroy_segment(name)
+                    except FileNotFoundError:
+                        pass
+            finally:
+                Server._stop(self)
 
         def track_segment(self, c, segment_name):
             "Adds the supplied shared memory block name to Server's tracker."

@@ -284,9 +284,8 @@ class ResourceTracker(object):
 
 
 def _new_address():
-    import secrets
     return '\0mpgo-resource-tracker-%d-%d-%s' % (
-        os.getuid(), os.getpid(), secrets.token_hex(8))
+        os.getuid(), os.getpid(), os.urandom(8).hex())
 
 
 def _connect(address):

@@ -143,7 +143,7 @@ class Runner(object):
         skips = {}
         if impl == 'mpgo':
             for tid in test_ids:
-                ex = exclusions.find(tid)
+                ex = exclusions.find(tid, self.args.flavour)
                 if ex is not None and not ex.run:
                     skips[tid] = ex.reason
         skipfile = self._tmp('skip')
@@ -261,7 +261,7 @@ def summarize(runner, out=sys.stdout):
         for tid in all_ids:
             s = runner.results['stdlib'].get(tid, {}).get('outcome')
             m = runner.results['mpgo'].get(tid, {})
-            ex = exclusions.find(tid)
+            ex = exclusions.find(tid, runner.args.flavour)
             if s in PASSED and m.get('outcome') not in PASSED:
                 if ex is None:
                     unexpected.append((tid, m))

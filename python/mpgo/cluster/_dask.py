@@ -9,7 +9,8 @@ process of the run: an object pickles as its names.
 
 A wait that times out raises Timeout. A zero timeout (block=False) is
 NOWAIT: the scheduler's asyncio.wait_for with 0 would fail even when an
-item is there on Python < 3.12.
+item is there on Python < 3.12 (and NOWAIT_TRIES covers a scheduler too
+slow for NOWAIT itself).
 """
 
 import asyncio
@@ -17,6 +18,11 @@ import asyncio
 __all__ = ['Queue', 'Variable', 'Event', 'Timeout', 'NOWAIT']
 
 NOWAIT = 0.001
+# A loaded scheduler times a NOWAIT call out though it could have served it
+# (its handler spends part of the timeout before it waits): such a call is
+# tried again while the queue's size says it would succeed, at most this
+# many times.
+NOWAIT_TRIES = 50
 
 
 class Timeout(Exception):
@@ -67,12 +73,15 @@ class Queue(object):
         session.call(put_all)
 
     def get(self, timeout=None):
-        try:
-            record = self.session.call(self.session.scheduler.queue_get,
-                                       name=self.name, timeout=timeout)
-        except _TIMEOUTS:
-            raise Timeout from None
-        return record['value']
+        for _ in range(NOWAIT_TRIES):
+            try:
+                record = self.session.call(self.session.scheduler.queue_get,
+                                           name=self.name, timeout=timeout)
+                return record['value']
+            except _TIMEOUTS:
+                if timeout != NOWAIT or self.qsize() == 0:
+                    break
+        raise Timeout
 
     def qsize(self):
         return self.session.call(self.session.scheduler.queue_qsize,

@@ -66,11 +66,16 @@ class Queue(object):
     def put(self, obj, block=True, timeout=None):
         self._check_closed()
         item = _encode(obj)
-        try:
-            self._q.put(item, _dask.timeout_of(block, timeout)
-                        if self._maxsize else None)
-        except _dask.Timeout:
-            raise Full from None
+        wait = _dask.timeout_of(block, timeout) if self._maxsize else None
+        for _ in range(_dask.NOWAIT_TRIES):
+            try:
+                self._q.put(item, wait)
+                return
+            except _dask.Timeout:
+                # Spurious (_dask.NOWAIT_TRIES) unless the queue is full.
+                if wait != _dask.NOWAIT or self.qsize() >= self._maxsize:
+                    break
+        raise Full
 
     def get(self, block=True, timeout=None):
         self._check_closed()

@@ -71,11 +71,15 @@ class SemLock(object):
         if self.maxvalue == SEM_VALUE_MAX:
             self._q.put(1)
             return
-        try:
-            self._q.put(1, _dask.NOWAIT)
-        except _dask.Timeout:
-            raise ValueError('semaphore or lock released too many times') \
-                from None
+        for _ in range(_dask.NOWAIT_TRIES):
+            try:
+                self._q.put(1, _dask.NOWAIT)
+                return
+            except _dask.Timeout:
+                # Spurious (_dask.NOWAIT_TRIES) unless the queue is full.
+                if self._q.qsize() >= self.maxvalue:
+                    break
+        raise ValueError('semaphore or lock released too many times')
 
     def __enter__(self):
         return self.acquire()
