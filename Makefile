@@ -70,7 +70,7 @@ bench: build ## benchmarks against the standard library, side by side
 soak: build ## 100k Queues and Pipes, a Pool through 1M tasks: RSS and fds vs the stdlib
 	PYTHONPATH=$(CURDIR)/python $(PY) bench/soak.py
 
-generate: ## write the Python view of Go's cross-language constants
+generate: ## write the C and Python views of Go's cross-language constants
 	$(GO) run ./tools/gen
 
 lint: ## gofmt, go vet, the one-way dependency rule, generated files fresh

@@ -10,7 +10,7 @@ package main
 /*
 #cgo CFLAGS: -Wall -Wextra -Werror
 #include <stdlib.h>
-void mpgo_set_errmsg(const char *msg, size_t n);
+void mpgo_set_error(int err, const char *msg, size_t n);
 */
 import "C"
 
@@ -22,15 +22,16 @@ import (
 	"github.com/mpgo/mpgo/core/errs"
 )
 
-// capiErr records err's message for mpgo_errmsg and returns its negated code.
+// capiErr records err's errno and message for mpgo_errno and mpgo_errmsg,
+// and returns its negated code: the C ABI's one encoding of an error.
 func capiErr(err error) C.int {
 	if err == nil {
 		return 0
 	}
-	code, _ := errs.CodeOf(err)
+	code, errno := errs.CodeOf(err)
 	msg := err.Error()
 	cs := C.CString(msg)
-	C.mpgo_set_errmsg(cs, C.size_t(len(msg)))
+	C.mpgo_set_error(C.int(errno), cs, C.size_t(len(msg)))
 	C.free(unsafe.Pointer(cs))
 	return C.int(-int(code))
 }

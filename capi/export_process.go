@@ -53,7 +53,7 @@ func goProcessWait(handle C.int64_t, timeout C.double, status *C.int64_t) (rc C.
 		return capiErr(err)
 	}
 	if !done {
-		*status = 1 << 40
+		*status = process.StillRunning
 		return 0
 	}
 	*status = C.int64_t(st)

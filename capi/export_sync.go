@@ -19,13 +19,6 @@ import (
 	"github.com/mpgo/mpgo/core/sync"
 )
 
-// Kinds of primitive, as MPGO_KIND_* in mpgo.h.
-const (
-	kindLock      = 0
-	kindRLock     = 1
-	kindSemaphore = 2
-)
-
 // takeovers counts robust-lock takeovers until mpgo_takeovers drains it, so
 // the caller (the Python fast path) can log them in its own logger.
 var takeovers struct {
@@ -67,11 +60,11 @@ func goSyncInit(mem unsafe.Pointer, kind C.int, value, max C.uint32_t) (rc C.int
 	defer capiRecover(&rc)
 	var err error
 	switch kind {
-	case kindLock:
+	case sync.KindLock:
 		_, err = sync.NewLock(region(mem))
-	case kindRLock:
+	case sync.KindRLock:
 		_, err = sync.NewRLock(region(mem))
-	case kindSemaphore:
+	case sync.KindSemaphore:
 		_, err = sync.NewSemaphore(region(mem), int(value), int(max))
 	default:
 		err = fmt.Errorf("unknown kind %d: %w", kind, errs.ErrValue)
@@ -83,7 +76,7 @@ func goSyncInit(mem unsafe.Pointer, kind C.int, value, max C.uint32_t) (rc C.int
 func goLockAcquire(mem unsafe.Pointer, kind C.int, pid, tid C.uint32_t, timeout C.double) (rc C.int) {
 	defer capiRecover(&rc)
 	o := sync.Owner{Pid: uint32(pid), Tid: uint32(tid)}
-	if kind == kindRLock {
+	if kind == sync.KindRLock {
 		r, err := sync.OpenRLock(region(mem))
 		if err != nil {
 			return capiErr(err)
@@ -101,7 +94,7 @@ func goLockAcquire(mem unsafe.Pointer, kind C.int, pid, tid C.uint32_t, timeout 
 func goLockRelease(mem unsafe.Pointer, kind C.int, pid, tid C.uint32_t) (rc C.int) {
 	defer capiRecover(&rc)
 	o := sync.Owner{Pid: uint32(pid), Tid: uint32(tid)}
-	if kind == kindRLock {
+	if kind == sync.KindRLock {
 		r, err := sync.OpenRLock(region(mem))
 		if err != nil {
 			return capiErr(err)

@@ -21,12 +21,18 @@ __attribute__((constructor)) static void mpgo_guard_init(void) {
 int mpgo_forked(void) { return forked_flag; }
 
 static __thread char errbuf[512];
+static __thread int errnum;
 
-void mpgo_set_errmsg(const char *msg, size_t n) {
+/* mpgo_set_error records the calling thread's last error: its errno (0 but
+ * for MPGO_EOS) and message. */
+void mpgo_set_error(int err, const char *msg, size_t n) {
 	if (n >= sizeof errbuf) n = sizeof errbuf - 1;
 	memcpy(errbuf, msg, n);
 	errbuf[n] = 0;
+	errnum = err;
 }
+
+int mpgo_errno(void) { return errnum; }
 
 int mpgo_errmsg(char *buf, size_t len) {
 	size_t n = strlen(errbuf);
@@ -42,7 +48,7 @@ int mpgo_errmsg(char *buf, size_t len) {
 	do {                                                                 \
 		if (forked_flag) {                                           \
 			static const char m[] = "mpgo engine used after fork";  \
-			mpgo_set_errmsg(m, sizeof m - 1);                    \
+			mpgo_set_error(0, m, sizeof m - 1);                  \
 			return MPGO_EFORKED;                                 \
 		}                                                            \
 	} while (0)

@@ -11,9 +11,8 @@ import (
 	"github.com/mpgo/mpgo/internal/handles"
 )
 
-// NotDone is what ProcessWait returns while the child is still running; it
-// lies outside the range of exit codes and negated signal numbers.
-const NotDone = 1 << 40
+// NotDone is what ProcessWait returns while the child is still running.
+const NotDone = process.StillRunning
 
 // ProcessStart starts a child. argvJSON is a JSON list of strings, fdsJSON a
 // JSON list of ints (fds[i] becomes the child's fd i), envJSON a JSON list of

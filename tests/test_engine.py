@@ -1,10 +1,12 @@
 """The native engine: one shared object, error translation, fork guard."""
+import errno
 import os
 import queue
 import threading
 
 import pytest
 
+import mpgo
 from mpgo import _engine, _errors, context
 
 
@@ -36,6 +38,36 @@ def test_error_table(code, exc):
 def test_os_error_keeps_errno():
     e = _errors.translate(RuntimeError("E5:2: no such file"))
     assert isinstance(e, FileNotFoundError) and e.errno == 2
+
+
+@pytest.fixture
+def directory_ref():
+    """A reference to a descriptor the engine cannot map: a directory."""
+    fd = os.open("/", os.O_RDONLY)
+    yield "%d:%d:4096" % (os.getpid(), fd)
+    os.close(fd)
+
+
+def test_errno_survives_the_gopy_path(directory_ref):
+    with pytest.raises(IsADirectoryError) as e:
+        _engine.call("ArenaAttach", directory_ref)
+    assert e.value.errno == errno.EISDIR
+
+
+def test_errno_survives_the_c_path(directory_ref):
+    # The C fast path reaches Go through the C ABI: (code, errno, message).
+    with pytest.raises(IsADirectoryError) as e:
+        _engine.fast.PoolWorker(" ".join([directory_ref] * 3 + ["0", "0"]))
+    assert e.value.errno == errno.EISDIR
+
+
+def test_c_path_raises_through_the_one_table():
+    lock = mpgo.Lock()
+    with pytest.raises(ValueError, match="released too many times"):
+        lock.release()
+    rlock = mpgo.RLock()
+    with pytest.raises(AssertionError, match="not owned"):
+        rlock.release()
 
 
 def test_uncoded_runtime_error_passes_through():

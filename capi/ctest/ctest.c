@@ -1,5 +1,7 @@
 /* ctest.c: exercises libmpgo.so through mpgo.h only. Exits non-zero on the
  * first failure. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +42,17 @@ static void test_process(void) {
 	CHECK(mpgo_process_wait(h, 0, &st) == MPGO_ECLOSED, "stale handle");
 	char msg[128];
 	CHECK(mpgo_errmsg(msg, sizeof msg) > 0, "errmsg");
+	CHECK(mpgo_errno() == 0, "no errno but for MPGO_EOS");
+
+	/* An OS error keeps its errno: a directory cannot be mapped. */
+	char bad[64];
+	int64_t a = 0;
+	int dir = open("/", O_RDONLY);
+	snprintf(bad, sizeof bad, "%d:%d:4096", (int)getpid(), dir);
+	int rc = mpgo_arena_attach(bad, &a);
+	CHECK(rc == MPGO_EOS && mpgo_errno() == EISDIR, "attach of a directory: rc %d errno %d",
+	      rc, mpgo_errno());
+	close(dir);
 }
 
 static void test_arena_and_locks(void) {

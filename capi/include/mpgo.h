@@ -3,7 +3,8 @@
  *
  * Conventions, as in libtailscale:
  *   - every call returns 0 on success or a negative MPGO_E* code;
- *   - after a failure, mpgo_errmsg() copies a message for the calling thread;
+ *   - after a failure, mpgo_errmsg() copies a message and mpgo_errno() gives
+ *     the errno (MPGO_EOS) for the calling thread: (code, errno, message);
  *   - objects are named by int64 handles, which start above 1000, so 0 never
  *     names a live object;
  *   - after fork() in a process that has started the Go runtime, every call
@@ -19,26 +20,14 @@
 extern "C" {
 #endif
 
-/* Error codes: negated core/errs codes. */
-#define MPGO_OK          0
-#define MPGO_EEMPTY     -1
-#define MPGO_EFULL      -2
-#define MPGO_ETIMEOUT   -3
-#define MPGO_ECLOSED    -4
-#define MPGO_EOS        -5
-#define MPGO_EVALUE     -6
-#define MPGO_EPROCESS   -7
-#define MPGO_EAUTH      -8
-#define MPGO_EFORKED    -9
-#define MPGO_EBROKEN   -10
-#define MPGO_ETOOSHORT -11
-#define MPGO_EINTERNAL -12
-#define MPGO_ENOTOWNER -13
-#define MPGO_ETOOMANY  -14
+/* Error codes (MPGO_E*, negated core/errs codes), layout offsets, kinds and
+ * wire-format constants: generated from Go by tools/gen. */
+#include "mpgo_consts.h"
 
-/* mpgo_process_still_running is what mpgo_process_wait stores in *status
- * when the child has not exited before the timeout. */
-#define MPGO_STILL_RUNNING (1LL << 40)
+#define MPGO_OK 0
+
+/* MPGO_STILL_RUNNING (mpgo_consts.h) is what mpgo_process_wait stores in
+ * *status when the child has not exited before the timeout. */
 
 /* mpgo_forked reports whether this process was forked from one running the
  * Go runtime (1) or not (0). It never enters Go. */
@@ -50,6 +39,10 @@ extern volatile int mpgo_forked_flag;
 /* mpgo_errmsg copies the calling thread's last error message into buf
  * (NUL-terminated, truncated to len) and returns its full length. */
 int mpgo_errmsg(char *buf, size_t len);
+
+/* mpgo_errno returns the errno of the calling thread's last failure: set
+ * for MPGO_EOS, 0 for the other codes. It never enters Go. */
+int mpgo_errno(void);
 
 /* mpgo_version returns the engine version as a static string. */
 const char *mpgo_version(void);
@@ -90,19 +83,7 @@ int mpgo_process_release(int64_t handle);
  * FUTEX_WAKE if sleepers != 0. Waiting is done by mpgo_lock_acquire and
  * mpgo_sem_acquire, which also take a lock over from a dead holder.
  */
-#define MPGO_LOCK_SIZE   16
-#define MPGO_LOCK_STATE   0
-#define MPGO_LOCK_PID     4
-#define MPGO_LOCK_TID     8
-#define MPGO_LOCK_COUNT  12
-#define MPGO_SEM_VALUE    0
-#define MPGO_SEM_MAX      4
-#define MPGO_SEM_SLEEPERS 8
-#define MPGO_SEM_VALUE_MAX 2147483647
-
-#define MPGO_KIND_LOCK      0
-#define MPGO_KIND_RLOCK     1
-#define MPGO_KIND_SEMAPHORE 2
+/* The MPGO_LOCK_*, MPGO_SEM_* offsets and MPGO_KIND_* kinds: mpgo_consts.h. */
 
 /* mpgo_sync_init initialises mem as a primitive of kind. value and max are
  * used by MPGO_KIND_SEMAPHORE only (max 0: unbounded). */
@@ -210,15 +191,9 @@ int mpgo_live_handles(void);
  *     uint64 id | uint16 n | n bytes function name | payload
  * and a result message (put by done/report)
  *     uint64 id | uint32 slot | uint8 status | body
- * with the statuses of core/pool (wire.go): 0 ok, 1 error, 2 panic, 3 lost,
- * 4 broken, 5 closed, 6 init failed. */
+ * with the statuses MPGO_POOL_* of core/pool (wire.go). */
 
-#define MPGO_POOL_OK 0
-#define MPGO_POOL_ERROR 1
-#define MPGO_POOL_LOST 3
-#define MPGO_POOL_BROKEN 4
-#define MPGO_POOL_CLOSED 5
-#define MPGO_POOL_INIT_FAILED 6
+/* The MPGO_POOL_* statuses and header sizes: mpgo_consts.h. */
 
 /* mpgo_pool_worker_attach attaches a worker's end from its arguments. */
 int mpgo_pool_worker_attach(const char *args, int64_t *handle);

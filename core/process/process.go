@@ -137,6 +137,11 @@ func (p *Process) Pidfd() int {
 	return p.fd
 }
 
+// StillRunning is the status the bindings report for a child that has not
+// exited when a timed Wait returns: it lies outside the range of exit codes
+// and negated signal numbers.
+const StillRunning = 1 << 40
+
 // Wait waits up to timeout for the child to exit and reaps it; a negative
 // timeout waits forever. It returns done=false and a nil error when the
 // timeout elapsed first. Once the child is reaped, every call returns the

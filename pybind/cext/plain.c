@@ -15,7 +15,13 @@
  * both are optional). plain_load reads these, and pickle.dumps's own output
  * for the same values (it skips FRAME and MEMOIZE); anything else it leaves
  * to pickle.loads. Exact types only: a subclass of int or str may have a
- * reducer of its own. */
+ * reducer of its own.
+ *
+ * For a Pipe's and a Queue's scalars (plain_scalar_*), the one writer also
+ * gives exactly pickle.dumps's bytes, so that either side may read them.
+ *
+ * This file is the one pickle fast path: no other C file writes or reads
+ * pickles. */
 #include "plain.h"
 #include <stdint.h>
 #include <string.h>
@@ -533,4 +539,141 @@ int plain_load_into(const char *data, Py_ssize_t len, PyObject *dst, Py_ssize_t 
 	}
 	if (p >= end || *p++ != '.' || p != end || k != hi) return 0;
 	return 1;
+}
+
+/* ---- Scalars: None, bools, floats and 32-bit ints, as pickle writes them ----
+ *
+ * A Pipe's ping-pong of small numbers spends more time making and freeing
+ * picklers than on the ring. These produce and recognise exactly the bytes
+ * pickle.dumps gives at protocols 4 and 5 (configure() checks that against
+ * plain_dumps itself): PROTO, a FRAME when the body is 4 bytes or more, the
+ * opcode, its argument, STOP. Anything else goes through pickle. */
+Py_ssize_t plain_scalar_dumps(PyObject *o, char proto, char *out) {
+	char body[10];
+	Py_ssize_t k;
+	PyTypeObject *t = Py_TYPE(o);
+	if (o == Py_None) { body[0] = 'N'; k = 1; }
+	else if (o == Py_True) { body[0] = '\x88'; k = 1; }
+	else if (o == Py_False) { body[0] = '\x89'; k = 1; }
+	else if (t == &PyLong_Type) {
+		int overflow;
+		long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+		if (overflow || (v == -1 && PyErr_Occurred())) { PyErr_Clear(); return 0; }
+		if (v >= 0 && v <= 0xff) { body[0] = 'K'; body[1] = (char)v; k = 2; }
+		else if (v >= 0 && v <= 0xffff) { body[0] = 'M'; body[1] = (char)v; body[2] = (char)(v >> 8); k = 3; }
+		else if (v >= -0x80000000LL && v <= 0x7fffffffLL) {
+			uint32_t u = (uint32_t)(int32_t)v;
+			body[0] = 'J';
+			for (int i = 0; i < 4; i++) body[1 + i] = (char)(u >> (8 * i));
+			k = 5;
+		} else return 0;
+	} else if (t == &PyFloat_Type) {
+		body[0] = 'G';
+		if (PyFloat_Pack8(PyFloat_AS_DOUBLE(o), body + 1, 0) < 0) { PyErr_Clear(); return 0; }
+		k = 9;
+	} else return 0;
+	body[k++] = '.';
+	Py_ssize_t n = 0;
+	out[n++] = '\x80';
+	out[n++] = proto;
+	if (k >= 4) {
+		out[n++] = '\x95';
+		for (int i = 0; i < 8; i++) out[n++] = i == 0 ? (char)k : 0;
+	}
+	memcpy(out + n, body, k);
+	return n + k;
+}
+
+/* scalar_loads returns the object of a pickle that scalar_dumps could have
+ * made, or NULL (no error set) for anything else. */
+PyObject *plain_scalar_loads(const unsigned char *p, Py_ssize_t n) {
+	if (n < 4 || n > 20 || p[0] != 0x80 || p[1] < 4 || p[1] > 5 || p[n - 1] != '.') return NULL;
+	p += 2; n -= 3;  /* the body without STOP */
+	if (p[0] == 0x95) {
+		if (n < 9 || (Py_ssize_t)p[1] != n - 8) return NULL;
+		for (int i = 2; i < 9; i++) if (p[i]) return NULL;
+		p += 9; n -= 9;
+	}
+	switch (p[0]) {
+	case 'N': return n == 1 ? Py_NewRef(Py_None) : NULL;
+	case 0x88: return n == 1 ? Py_NewRef(Py_True) : NULL;
+	case 0x89: return n == 1 ? Py_NewRef(Py_False) : NULL;
+	case 'K': return n == 2 ? PyLong_FromLong(p[1]) : NULL;
+	case 'M': return n == 3 ? PyLong_FromLong(p[1] | p[2] << 8) : NULL;
+	case 'J':
+		if (n != 5) return NULL;
+		return PyLong_FromLong((int32_t)((uint32_t)p[1] | (uint32_t)p[2] << 8 |
+						 (uint32_t)p[3] << 16 | (uint32_t)p[4] << 24));
+	case 'G': {
+		if (n != 9) return NULL;
+		double d = PyFloat_Unpack8((const char *)p + 1, 0);
+		if (d == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return NULL; }
+		return PyFloat_FromDouble(d);
+	}
+	}
+	return NULL;
+}
+
+/* scalar_proto returns the protocol byte of dumps if scalar_dumps agrees
+ * with it on a few values, else 0. */
+char plain_scalar_proto(PyObject *dumps) {
+	PyObject *r = PyObject_CallOneArg(dumps, Py_None);
+	if (!r) { PyErr_Clear(); return 0; }
+	char proto = 0;
+	if (PyBytes_Check(r) && PyBytes_GET_SIZE(r) == 4 && PyBytes_AS_STRING(r)[0] == '\x80' &&
+	    (PyBytes_AS_STRING(r)[1] == 4 || PyBytes_AS_STRING(r)[1] == 5))
+		proto = PyBytes_AS_STRING(r)[1];
+	Py_DECREF(r);
+	if (!proto) return 0;
+	PyObject *probe = Py_BuildValue("(OOiiiiiLd)", Py_True, Py_False, 0, 255, 256, 65536, -1,
+					(long long)0x7fffffff, -2.5);
+	if (!probe) { PyErr_Clear(); return 0; }
+	for (Py_ssize_t i = 0; proto && i < PyTuple_GET_SIZE(probe); i++) {
+		PyObject *o = PyTuple_GET_ITEM(probe, i);
+		char buf[24];
+		Py_ssize_t k = plain_scalar_dumps(o, proto, buf);
+		PyObject *want = PyObject_CallOneArg(dumps, o);
+		if (!want) { PyErr_Clear(); proto = 0; break; }
+		if (!k || !PyBytes_Check(want) || PyBytes_GET_SIZE(want) != k ||
+		    memcmp(PyBytes_AS_STRING(want), buf, k) != 0)
+			proto = 0;
+		Py_DECREF(want);
+	}
+	Py_DECREF(probe);
+	return proto;
+}
+
+/* plain_dumps(obj) -> the pickle plain.c makes of obj, or None if obj is
+ * not plain. */
+static PyObject *py_plain_dumps(PyObject *Py_UNUSED(self), PyObject *o) {
+	PyObject *b = plain_bytes(o);
+	if (b || PyErr_Occurred()) return b;
+	Py_RETURN_NONE;
+}
+
+/* plain_loads(data, loads) -> the object pickled in data, read in C when it
+ * is plain, else by loads(data). */
+static PyObject *py_plain_loads(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs) {
+	if (nargs != 2) {
+		PyErr_SetString(PyExc_TypeError, "plain_loads(data, loads)");
+		return NULL;
+	}
+	Py_buffer v;
+	if (PyObject_GetBuffer(args[0], &v, PyBUF_SIMPLE) < 0) return NULL;
+	PyObject *o = plain_load(v.buf, v.len);
+	PyBuffer_Release(&v);
+	if (o || PyErr_Occurred()) return o;
+	return PyObject_CallOneArg(args[1], args[0]);
+}
+
+static PyMethodDef plain_functions[] = {
+	{"plain_dumps", (PyCFunction)py_plain_dumps, METH_O,
+	 "plain_dumps(obj) -> pickle of obj made in C, or None if obj is not plain."},
+	{"plain_loads", (PyCFunction)(void (*)(void))py_plain_loads, METH_FASTCALL,
+	 "plain_loads(data, loads) -> obj: read in C when plain, else loads(data)."},
+	{NULL, NULL, 0, NULL},
+};
+
+int cext_plain_add(PyObject *m) {
+	return PyModule_AddFunctions(m, plain_functions);
 }

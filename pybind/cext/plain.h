@@ -42,4 +42,15 @@ PyObject *plain_load(const char *p, Py_ssize_t n);
  * its items already); -1 with an exception set. */
 int plain_load_into(const char *data, Py_ssize_t len, PyObject *dst, Py_ssize_t lo, Py_ssize_t hi);
 
+/* plain_scalar_dumps writes to out (24 bytes) exactly what pickle.dumps
+ * writes for None, a bool, a float or an int of 32 bits at protocol proto
+ * (4 or 5), and returns its length; 0 for any other object. */
+Py_ssize_t plain_scalar_dumps(PyObject *o, char proto, char *out);
+/* plain_scalar_loads reads what plain_scalar_dumps writes: the object, or
+ * NULL (no error set) for anything else. */
+PyObject *plain_scalar_loads(const unsigned char *p, Py_ssize_t n);
+/* plain_scalar_proto returns the protocol byte of dumps if
+ * plain_scalar_dumps agrees with it on a few values, else 0. */
+char plain_scalar_proto(PyObject *dumps);
+
 #endif

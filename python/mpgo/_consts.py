@@ -2,6 +2,24 @@
 
 __all__ = []  # private to mpgo (CPython's suite asks every module for one)
 
+# core/errs/errs.go: error codes (negated in C, as the C ABI returns them)
+ERR_EMPTY = 1  # queue.Empty
+ERR_FULL = 2  # queue.Full
+ERR_TIMEOUT = 3  # TimeoutError
+ERR_CLOSED = 4  # use of a closed object
+ERR_OS = 5  # OSError(errno)
+ERR_VALUE = 6  # ValueError
+ERR_PROCESS = 7  # ProcessError
+ERR_AUTH = 8  # AuthenticationError
+ERR_FORKED = 9  # engine used after fork
+ERR_BROKEN = 10  # BrokenBarrierError
+ERR_TOOSHORT = 11  # BufferTooShort
+ERR_INTERNAL = 12  # a bug in mpgo (recovered panic)
+ERR_NOTOWNER = 13  # release of a lock not owned
+ERR_TOOMANY = 14  # semaphore released too many times
+ERR_INTERRUPT = 15  # interrupted wait
+ERR_NOTSUPPORTED = 16  # NotImplementedError
+
 # core/process/zygote.go: the zygote's wire protocol
 ZYGOTE_MAGIC = 828002381  # first word of a request; names the version
 ZYGOTE_HEADER_SIZE = 16  # bytes before the environment block
@@ -20,3 +38,45 @@ PIPE_CTL_ALIVE_SIZE = 16  # bytes of one of those semaphores
 PIPE_CTL_LOCK = 48  # lock: the doorbells' state
 PIPE_CTL_FULL = 64  # 2 x u32: level mode, the doorbell holds its byte
 PIPE_CTL_SIZE = 72  # bytes of the control block
+
+# core/sync/lock.go, semaphore.go: Lock, RLock and Semaphore layouts and kinds
+LOCK_SIZE = 16  # bytes of a Lock or RLock (and of a Semaphore)
+LOCK_STATE = 0  # uint32 state 0/1/2, the futex word
+LOCK_PID = 4  # uint32 holder pid; with state, one 64-bit word
+LOCK_TID = 8  # uint32 holder tid
+LOCK_COUNT = 12  # uint32 recursion count (RLock)
+SEM_SIZE = 16  # bytes of a Semaphore
+SEM_VALUE = 0  # uint32 value, the futex word
+SEM_MAX = 4  # uint32 bound (0: unbounded)
+SEM_SLEEPERS = 8  # uint32 acquirers that may sleep
+SEM_VALUE_MAX = 2147483647  # largest value (SEM_VALUE_MAX)
+KIND_LOCK = 0  # a Lock
+KIND_RLOCK = 1  # an RLock
+KIND_SEMAPHORE = 2  # a Semaphore
+
+# core/pool/wire.go: the pool's task and result messages
+POOL_TASK_HEADER = 10  # uint64 id | uint16 n, then n bytes of name
+POOL_TASK_NAMELEN = 8  # offset of the name's length
+POOL_RESULT_HEADER = 13  # uint64 id | uint32 slot | uint8 status, then the body
+POOL_RESULT_SLOT = 8  # offset of the slot
+POOL_RESULT_STATUS = 12  # offset of the status
+POOL_OK = 0  # the body is the result
+POOL_ERROR = 1  # the body is the error
+POOL_PANIC = 2  # a Go worker panicked
+POOL_LOST = 3  # the worker died running the task
+POOL_BROKEN = 4  # workers cannot start
+POOL_CLOSED = 5  # the pool has stopped
+POOL_INIT_FAILED = 6  # a worker's initializer failed
+POOL_WAKE = 100  # the parent wakes its own result reader
+POOL_APPLY = 0  # task kind: (args, kwds)
+POOL_MAP = 1  # task kind: a chunk, map
+POOL_STARMAP = 2  # task kind: a chunk, starmap
+POOL_CALL = 3  # task kind: one argument
+POOL_APPLY_ARGS = 4  # task kind: args, no kwds
+
+# queue message tags (the bindings' own)
+QUEUE_RAW_TAG = 0  # a bytes-like put raw
+QUEUE_OOB_TAG = 1  # a pickle with out-of-band buffers
+
+# core/process: a timed wait's status
+STILL_RUNNING = 1099511627776  # the child has not exited

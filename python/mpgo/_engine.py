@@ -14,6 +14,7 @@ import importlib.util
 import os
 import sys
 
+from . import _consts
 from . import _errors
 from . import zygote as _zygote
 
@@ -59,7 +60,7 @@ def _lock_taken_over(n, pid):
 
 
 fast.set_takeover_hook(_lock_taken_over)
-_NOT_DONE = 1 << 40
+_NOT_DONE = _consts.STILL_RUNNING
 _handles = {}  # pid -> engine handle
 
 

@@ -22,6 +22,7 @@ import time
 import types
 
 from . import util
+from . import _consts
 from .context import reduction
 from .pool import (ApplyResult, ExceptionWithTraceback, InitializerError,
                    MapResult, MaybeEncodingError, Pool, WorkerLostError,
@@ -55,11 +56,16 @@ __all__ = []
 # every other one completes.
 #
 
-_APPLY, _MAP, _STARMAP, _CALL, _APPLY_ARGS = 0, 1, 2, 3, 4
-_OK, _ERROR, _PANIC, _LOST, _BROKEN, _CLOSED, _INIT_FAILED = range(7)
-_WAKE = 100     # a message the parent puts to wake its own result thread
+_APPLY, _MAP, _STARMAP, _CALL, _APPLY_ARGS = (
+    _consts.POOL_APPLY, _consts.POOL_MAP, _consts.POOL_STARMAP, _consts.POOL_CALL,
+    _consts.POOL_APPLY_ARGS)
+_OK, _ERROR, _PANIC, _LOST, _BROKEN, _CLOSED, _INIT_FAILED = (
+    _consts.POOL_OK, _consts.POOL_ERROR, _consts.POOL_PANIC, _consts.POOL_LOST,
+    _consts.POOL_BROKEN, _consts.POOL_CLOSED, _consts.POOL_INIT_FAILED)
+_WAKE = _consts.POOL_WAKE  # a message the parent puts to wake its own result thread
 _FLUSH = object()  # tells the feeder to put the tasks apply() held back
 _RESULT_HDR = struct.Struct('<QIB')
+assert _RESULT_HDR.size == _consts.POOL_RESULT_HEADER
 
 
 def _key(tid):

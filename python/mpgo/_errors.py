@@ -1,9 +1,10 @@
-"""The one table that turns engine error codes into Python exceptions.
+"""The one table that turns engine errors into Python exceptions.
 
-gopy raises RuntimeError for every Go error, and the C fast paths return
-negative codes. Both carry the stable codes of core/errs (see
-docs/DESIGN.md); this module maps them to the exceptions CPython's
-multiprocessing raises.
+Every native error reaches Python as (code, errno, message), code one of
+core/errs's (generated into _consts), errno set for ERR_OS. The C fast paths
+call exception() with the triple the C ABI gives (mpgo_errmsg, mpgo_errno);
+gopy raises RuntimeError("E<code>:<errno>: <message>"), which translate()
+parses into the same triple. Nothing else maps engine errors.
 """
 import errno as _errno
 import os
@@ -11,8 +12,12 @@ import threading
 
 __all__ = ['exception', 'translate']
 
-EMPTY, FULL, TIMEOUT, CLOSED, OS, VALUE, PROCESS, AUTH, FORKED, BROKEN, \
-    TOOSHORT, INTERNAL, NOTOWNER, TOOMANY, INTERRUPT, NOTSUPPORTED = range(1, 17)
+from ._consts import (
+    ERR_EMPTY as EMPTY, ERR_FULL as FULL, ERR_TIMEOUT as TIMEOUT, ERR_CLOSED as CLOSED,
+    ERR_OS as OS, ERR_VALUE as VALUE, ERR_PROCESS as PROCESS, ERR_AUTH as AUTH,
+    ERR_FORKED as FORKED, ERR_BROKEN as BROKEN, ERR_TOOSHORT as TOOSHORT,
+    ERR_INTERNAL as INTERNAL, ERR_NOTOWNER as NOTOWNER, ERR_TOOMANY as TOOMANY,
+    ERR_INTERRUPT as INTERRUPT, ERR_NOTSUPPORTED as NOTSUPPORTED)
 
 # Compiled at the first error: re and queue are imported only then (every
 # process that loads the engine imports this module).

@@ -725,6 +725,10 @@ class MapResult(ApplyResult):
         for i, obj in items:
             self._set(i, obj)
 
+    def _placed(self, n):
+        # pool_collect (pybind/cext/pool_collect.c) put n results in place.
+        self._number_left -= n
+
     def _set(self, i, success_result):
         self._number_left -= 1
         success, result = success_result

@@ -26,6 +26,7 @@ import threading
 import sys
 
 from . import context
+from . import _consts
 
 __all__ = ['send_handle', 'recv_handle', 'ForkingPickler', 'register', 'dump',
            'DupFd', 'sendfds', 'recvfds']
@@ -168,7 +169,7 @@ register = ForkingPickler.register
 
 OOB_MIN = 64 * 1024
 OOB_ALIGN = 64
-OOB_TAG = b"\x01"
+OOB_TAG = bytes([_consts.QUEUE_OOB_TAG])
 _PADS = [bytes(i) for i in range(OOB_ALIGN)]
 _IN_BAND_OWNERS = (bytes, bytearray)
 
