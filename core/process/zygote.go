@@ -32,9 +32,7 @@ import (
 //	off  size  field
 //	  0     4  magic ZygoteMagic (little-endian), which names the version
 //	  4     4  flags: ZygoteDaemon = the child gets PR_SET_PDEATHSIG(SIGKILL);
-//	           ZygoteImport = fork nothing, import the modules the block names;
-//	           ZygoteLater (with ZygoteImport) = import them once idle, after
-//	           the requests already waiting, and reply 0 at once
+//	           ZygoteImport = fork nothing, import the modules the block names
 //	  8     4  number of child fds n (fds[1:], which become the child's 0..n-1)
 //	 12     4  length of the block that follows
 //	 16     …  the child's environment: "KEY=VALUE" strings, each ended by NUL
@@ -56,7 +54,6 @@ const (
 	ZygoteHeaderSize = 16
 	ZygoteDaemon     = 1 << 0
 	ZygoteImport     = 1 << 1
-	ZygoteLater      = 1 << 2
 	// ZygoteMaxFDs is the most child fds one request may carry.
 	ZygoteMaxFDs = 250
 	// ZygoteMaxMessage is the largest request (header and environment).

@@ -172,23 +172,21 @@ def start_child(fds, env=None, daemon=False):
     return pid
 
 
-def preload(names, wait=True, later=False):
+def preload(names, wait=True):
     '''Have the zygote import the modules named (set_forkserver_preload),
     now and in any zygote that replaces it. A module that would make the
     zygote unable to fork safely (one that starts threads, or loads the
     engine) makes it exit: the next zygote is started without them. With
     wait=False, return at once: the zygote imports them before it serves
-    the next request (for mpgo's own modules, which are safe); with
-    later=True too, once it is idle, so that no child waits for them.'''
+    the next request (for mpgo's own modules, which are safe).'''
     names = [n for n in names if n not in _preloaded]
     if not names:
         return
     _preloaded.extend(names)
     block = b''.join(os.fsencode(n) + b'\0' for n in names)
     if not wait:
-        flags = _consts.ZYGOTE_IMPORT | (_consts.ZYGOTE_LATER if later else 0)
         try:
-            _get().request(flags, [], block, reply=False)
+            _get().request(_consts.ZYGOTE_IMPORT, [], block, reply=False)
         except _Gone:
             pass   # the next request replaces the zygote
         return
@@ -226,9 +224,7 @@ def sync_modules():
              name.partition('.')[0] not in _NEVER]
     _sent.update(names)
     if names:
-        # Not before the next child: the modules a start imports (its
-        # pickler's, say) would hold that child up, once, for all.
-        preload(names, wait=False, later=True)
+        preload(names, wait=False)
 
 
 def _call(flags, fds, block):
@@ -495,10 +491,6 @@ def _serve(sock, parent_pid):
         _, flags, _, _ = _HEADER.unpack_from(msg)
         block = msg[_HEADER.size:]
         reply = fds[0]
-        if flags & _consts.ZYGOTE_IMPORT and flags & _consts.ZYGOTE_LATER:
-            _write_reply(reply, 0)
-            later.extend(name for name in block.split(b'\0') if name)
-            continue
         if flags & _consts.ZYGOTE_IMPORT:
             ok = _import_all(block)
             _write_reply(reply, 0 if ok else -1)
