@@ -45,8 +45,17 @@ if '__main__' in sys.modules:
 # its own zygote when it first needs one.
 #
 
+def _run_by_python_m():
+    '''Whether this import is `python -m mpgo` starting: its __main__ forks
+    the zygote itself once it has set the environment children get (which
+    a zygote forked now would not have).'''
+    argv = getattr(sys, 'orig_argv', [])
+    return sys.argv[:1] == ['-m'] and \
+        any(argv[i:i + 2] == ['-m', __name__] for i in range(len(argv)))
+
+
 if context._default_method in ('fork', 'forkserver') and \
-        sys.argv[1:2] != ['--mpgo-child']:
+        sys.argv[1:2] != ['--mpgo-child'] and not _run_by_python_m():
     from . import zygote as _zygote
     _zygote.fork_early(in_import=(__name__,))
     del _zygote

@@ -157,6 +157,10 @@ def main(argv):
     _alias.install()
     _alias.propagate()
     _install_excepthook()
+    from . import context, zygote
+    if context._default_method in ('fork', 'forkserver'):
+        # Now that the environment is the children's (see mpgo/__init__).
+        zygote.fork_early()
     if cluster:
         from .cluster.context import start_driver
         if not start_driver(cluster):
