@@ -36,3 +36,8 @@ def uses_queue(q):
 
 def ppid_and_pid(_):
     return os.getppid(), os.getpid()
+
+
+def record_has_module(path, name):
+    from _helpers import write_result
+    write_result(path, name in sys.modules)

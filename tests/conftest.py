@@ -48,9 +48,10 @@ def pytest_report_header(config):
 
 def _live_children(ppid):
     '''Return the pids of the live (non-zombie) children of ppid, but for
-    its zygote (mpgo.zygote), which lives as long as it does.'''
+    its zygote (mpgo.zygote) and the zygote's spare, which live as long as
+    it does.'''
     from mpgo import zygote
-    helper = zygote.zygote_pid()
+    helpers = {zygote.zygote_pid(), zygote.spare_pid()}
     pids = []
     for entry in os.listdir('/proc'):
         if not entry.isdigit():
@@ -63,7 +64,7 @@ def _live_children(ppid):
         fields = dict(line.split(':\t', 1) for line in status.splitlines()
                       if ':\t' in line)
         if fields.get('PPid', '').strip() == str(ppid) and \
-                int(entry) != helper and \
+                int(entry) not in helpers and \
                 not fields.get('State', '').startswith(('Z', 'X')):
             pids.append(int(entry))
     return pids

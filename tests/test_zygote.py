@@ -179,15 +179,19 @@ _KILLED_PARENT = '''
         p.start()
         _helpers.wait_for_file(sys.argv[1])
         pool = ctx.Pool(2)
-        print(zygote.zygote_pid(), *[w.pid for w in pool._pool], flush=True)
+        deadline = time.monotonic() + 10
+        while zygote.spare_pid() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        print(zygote.zygote_pid(), zygote.spare_pid(),
+              *[w.pid for w in pool._pool], flush=True)
         time.sleep(60)
 '''
 
 
 @pytest.mark.parametrize('method', METHODS)
 def test_sigkilled_parent_leaves_nothing(tmp_path, method):
-    '''The zygote, a daemonic child and pool workers die with a SIGKILLed
-    parent.'''
+    '''The zygote, its spare, a daemonic child and pool workers die with a
+    SIGKILLed parent.'''
     pid_path = str(tmp_path / 'pid')
     script = write_script(tmp_path, 'main.py', _KILLED_PARENT)
     proc = subprocess.Popen(
@@ -195,7 +199,7 @@ def test_sigkilled_parent_leaves_nothing(tmp_path, method):
         stdout=subprocess.PIPE, text=True)
     try:
         pids = [int(x) for x in proc.stdout.readline().split()]
-        assert len(pids) == 3, 'zygote and two workers: %s' % pids
+        assert len(pids) == 4, 'zygote, spare and two workers: %s' % pids
         assert wait_for_file(pid_path)
         pids.append(read_result(pid_path))
         assert all(_helpers.pid_alive(pid) for pid in pids)
@@ -207,6 +211,62 @@ def test_sigkilled_parent_leaves_nothing(tmp_path, method):
         proc.kill()
         proc.wait()
         proc.stdout.close()
+
+
+def _wait_spare():
+    deadline = time.monotonic() + 10
+    while zygote.spare_pid() is None:
+        assert time.monotonic() < deadline, 'the zygote made no spare'
+        time.sleep(0.005)
+    return zygote.spare_pid()
+
+
+def _zombie_or_alive(pid):
+    return os.path.exists('/proc/%d' % pid)
+
+
+def test_spare_becomes_the_next_child(ctx):
+    '''The zygote keeps a child forked ahead of the next request; the next
+    start gets it, and the zygote makes another.'''
+    _run(ctx, _helpers.exit_with, 0)
+    spare = _wait_spare()
+    assert os.getppid() != spare and _helpers.pid_alive(spare)
+    p = _run(ctx, _helpers.exit_with, 5)
+    assert (p.pid, p.exitcode) == (spare, 5)
+    assert _wait_spare() != spare
+
+
+def test_killed_spare_is_reaped_and_replaced(ctx):
+    _run(ctx, _helpers.exit_with, 0)
+    spare = _wait_spare()
+    os.kill(spare, signal.SIGKILL)
+    assert wait_pid_gone(spare, 10)
+    # The zygote finds it dead, starts the child itself, and we reap the
+    # dead spare (it is our child) at the next start.
+    assert _run(ctx, _helpers.exit_with, 6).exitcode == 6
+    assert _run(ctx, _helpers.exit_with, 7).exitcode == 7
+    assert not _zombie_or_alive(spare)
+    assert _wait_spare() != spare
+
+
+def test_stopped_zygote_leaves_no_spare(ctx):
+    _run(ctx, _helpers.exit_with, 0)
+    spare = _wait_spare()
+    zygote.stop()
+    assert zygote.spare_pid() is None
+    assert not _zombie_or_alive(spare), 'spare %d left behind' % spare
+
+
+def test_spare_imports_what_the_zygote_imports(ctx, tmp_path):
+    '''A module the parent imported after the spare was made reaches the
+    spare too (forwarded), as it reaches later children.'''
+    _run(ctx, _helpers.exit_with, 0)
+    _wait_spare()
+    import xml.dom.minidom  # noqa: F401 -- a stdlib module, synced
+    zygote.sync_modules()
+    path = str(tmp_path / 'r')
+    _run(ctx, _zygote_helpers.record_has_module, path, 'xml.dom.minidom')
+    assert read_result(path) is True
 
 
 def test_killed_zygote_is_replaced(ctx):

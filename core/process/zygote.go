@@ -43,8 +43,11 @@ import (
 // more the parent hands down). The zygote writes one little-endian int64
 // into the reply pipe, the child's pid, or -errno if it could not fork,
 // and closes it (ZygoteImport: 0, or -1 if an import left the zygote unable
-// to fork safely, in which case it exits). A reply pipe that reaches
-// end-of-file empty means the zygote died.
+// to fork safely, in which case it exits). The child writes its pid there
+// too, first thing, so that a zygote killed after it forked still leaves
+// the pid to its client: read the first int64 only (both writes are
+// atomic, PIPE_BUF). A reply pipe that reaches end-of-file empty means the
+// zygote died before it forked.
 //
 // The child reads the data of a spawn child (python/mpgo/spawn.py) on fd 3
 // and runs it. A zygote whose socket reaches end-of-file exits; it dies with

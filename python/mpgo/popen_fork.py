@@ -58,35 +58,104 @@ class Popen(popen_spawn_posix.Popen):
 
     # False once the child was started by the engine instead.
     _via_zygote = True
+    # While the child is being started: the request (kept to start again
+    # with if the zygote dies before it forks), the zygote's answer, and
+    # the data not yet in the pipe.
+    _request = None
+    _reply = None
+    _unwritten = None
+    _reaped_elsewhere = False
 
     def _launch(self, process_obj):
         if not zygote.supported():
             self._via_zygote = False
             return super()._launch(process_obj)
-        fp = self._dump(process_obj)
-        data_r = data_w = None
+        data = self._dump(process_obj).getbuffer()
+        self._request = (list(self._fds), process_obj.daemon, data)
         try:
-            data_r, data_w = os.pipe()
-            self._fds[spawn._CHILD_PIPE_FD] = data_r
-            self.pid = zygote.start_child(self._fds, daemon=process_obj.daemon)
-            os.close(data_r)
-            data_r = None
-            self.sentinel = os.pidfd_open(self.pid)
-            self.finalizer = util.Finalize(self, util.close_fds,
-                                           (self.sentinel,))
-            with open(data_w, 'wb', closefd=True) as f:
-                data_w = None
-                f.write(fp.getbuffer())
-        finally:
-            for fd in (data_r, data_w):
-                if fd is not None:
-                    os.close(fd)
+            self._send()
+            # start() returns once the child exists, as with fork: a parent
+            # may exit at once.
+            self._wait_started()
+        except BaseException:
+            self._forget_request()
+            raise
         # For the next children, once this one has its data.
         zygote.sync_modules()
+
+    def _send(self):
+        '''Ask the zygote for the child and fill its pipe with its data, as
+        much as fits before the child exists (it reads at once).'''
+        fds, daemon, data = self._request
+        data_r, data_w = os.pipe()
+        try:
+            fds[spawn._CHILD_PIPE_FD] = data_r
+            try:
+                self._reply = zygote.start_child_later(fds, daemon=daemon)
+            finally:
+                fds[spawn._CHILD_PIPE_FD] = None
+                os.close(data_r)
+            os.set_blocking(data_w, False)
+            try:
+                n = os.write(data_w, data)
+            except BlockingIOError:
+                n = 0
+            if n < len(data):
+                self._unwritten = (data_w, data[n:])
+                data_w = None
+        finally:
+            if data_w is not None:
+                os.close(data_w)
+
+    def _wait_started(self):
+        '''Read the zygote's answer (the child's pid), then write what did
+        not fit in the pipe.'''
+        try:
+            while True:
+                reply, self._reply = self._reply, None
+                try:
+                    pid = zygote.child_pid(reply)
+                    break
+                except zygote.Gone:
+                    # It died before it forked: ask its successor.
+                    self._drop_unwritten()
+                    self._send()
+            self.pid = pid
+            try:
+                self.sentinel = os.pidfd_open(pid)
+            except ProcessLookupError:
+                # Already reaped behind our back (os.wait() in user code):
+                # its exit status is lost, as in poll().
+                self.sentinel = spawn._dead_sentinel()
+                self._reaped_elsewhere = True
+            self.finalizer = util.Finalize(self, util.close_fds,
+                                           (self.sentinel,))
+            if self._unwritten is not None:
+                fd, rest = self._unwritten
+                self._unwritten = None
+                os.set_blocking(fd, True)
+                with open(fd, 'wb', closefd=True) as f:
+                    f.write(rest)
+        finally:
+            self._forget_request()
+
+    def _drop_unwritten(self):
+        if self._unwritten is not None:
+            os.close(self._unwritten[0])
+            self._unwritten = None
+
+    def _forget_request(self):
+        if self._reply is not None:
+            self._reply.close()
+            self._reply = None
+        self._request = None
+        self._drop_unwritten()
 
     def poll(self, flag=os.WNOHANG):
         if not self._via_zygote:
             return super().poll(flag)
+        if self._reaped_elsewhere:
+            return None
         if self.returncode is None and self.finalizer is not None:
             try:
                 res = os.waitid(os.P_PIDFD, self.sentinel, os.WEXITED | flag)

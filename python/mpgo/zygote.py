@@ -41,7 +41,8 @@ import threading
 
 from . import _consts
 
-__all__ = ['start_child', 'preload', 'zygote_pid', 'client_fd', 'stop']
+__all__ = ['start_child', 'start_child_later', 'child_pid', 'preload',
+           'spare_pid', 'zygote_pid', 'client_fd', 'stop']
 
 _HEADER = struct.Struct('<IIII')
 _REPLY = struct.Struct('<q')
@@ -56,6 +57,25 @@ _CHILD_MODULES = (b'mpgo.spawn', b'mpgo._forking', b'mpgo._alias', b'fcntl')
 # for classes of __main__.
 _LATER_MODULES = (b'mpgo.pool', b'mpgo.connection', b'mpgo.managers')
 _IDLE_MS = 20
+
+# The spares area: a memfd the zygote shares with the process it serves,
+# _SPARES_WORDS little-endian int64s:
+#
+#	offset  what
+#	0       pid of the spare: a child forked ahead of the next request
+#	        and waiting for it (0: none). It is the served process's child
+#	        (clone(CLONE_PARENT)), so that process reaps it: cleared by the
+#	        zygote before it hands the spare a request.
+#	8*i     (i >= 1) pid of a spare that died unused, for the served
+#	        process to reap (0: free); set by the zygote, cleared by the
+#	        served process.
+#
+# Only the Python side knows it: to a client, Go's among them, a spare is
+# just the child its request got, sooner.
+_SPARES_WORDS = 32
+_SPARES = struct.Struct('<%dq' % _SPARES_WORDS)
+_SLOT = struct.Struct('<q')
+_SPARES_NAME = 'mpgo-zygote-spares'
 
 # The fd a fresh zygote gets its socket on.
 _FRESH_SOCK_FD = 3
@@ -86,41 +106,55 @@ def supported():
 class _Zygote(object):
     '''This process's handle on its zygote.'''
 
-    def __init__(self, sock, pid, forked):
+    def __init__(self, sock, pid, forked, spares=None):
         self.sock = sock
         self.pid = pid
         self.forked = forked    # forked by this process (else engine-started)
         self.owner = os.getpid()
+        self.spares = spares    # fd of the spares area (see _SPARES), or None
+
+    def spare_pids(self):
+        '''Return (the pid of the zygote's spare or 0, [pids of spares that
+        died unused, for us to reap]).'''
+        if self.spares is None:
+            return 0, []
+        words = _SPARES.unpack(os.pread(self.spares, _SPARES.size, 0))
+        return words[0], [(i, pid) for i, pid in enumerate(words) if i and pid]
+
+    def reap_dead_spares(self):
+        '''Reap the spares that died unused (they are our children).'''
+        for i, pid in self.spare_pids()[1]:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            os.pwrite(self.spares, _SLOT.pack(0), i * _SLOT.size)
 
     def request(self, flags, fds, block, reply=True):
         '''Send one request and return the zygote's reply (an int; None
         when not waited for).'''
+        r = self.send(flags, fds, block, reply)
+        return None if r is None else r.value()
+
+    def send(self, flags, fds, block, reply=True):
+        '''Send one request; return its Reply (None when not waited for).'''
         reply_r, reply_w = os.pipe()
         if not reply:
             # The zygote's write then fails, which it ignores.
             os.close(reply_r)
             reply_r = None
         try:
-            try:
-                msg = _HEADER.pack(_consts.ZYGOTE_MAGIC, flags, len(fds),
-                                   len(block)) + block
-                socket.send_fds(self.sock, [msg], [reply_w] + list(fds))
-            except (BrokenPipeError, ConnectionError) as e:
-                raise _Gone() from e
-            finally:
-                os.close(reply_w)
-            if reply_r is None:
-                return None
-            b = b''
-            while len(b) < _REPLY.size:
-                chunk = os.read(reply_r, _REPLY.size - len(b))
-                if not chunk:
-                    raise _Gone()
-                b += chunk
-        finally:
+            msg = _HEADER.pack(_consts.ZYGOTE_MAGIC, flags, len(fds),
+                               len(block)) + block
+            socket.send_fds(self.sock, [msg], [reply_w] + list(fds))
+        except (BrokenPipeError, ConnectionError) as e:
             if reply_r is not None:
                 os.close(reply_r)
-        return _REPLY.unpack(b)[0]
+            raise _Gone() from e
+        finally:
+            os.close(reply_w)
+        return None if reply_r is None else Reply(self, reply_r)
+
 
     def close(self):
         '''Close the socket (the zygote exits) and reap the zygote.'''
@@ -140,6 +174,57 @@ class _Zygote(object):
                 _engine.wait(self.pid, 5.0)
             finally:
                 _engine.release(self.pid)
+        if self.spares is not None:
+            # Its spare is our child: it exits as the zygote's socket
+            # closes, or now.
+            spare, dead = self.spare_pids()
+            for pid in [spare] + [pid for _, pid in dead]:
+                if not pid:
+                    continue
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass
+            os.close(self.spares)
+            self.spares = None
+
+
+class Reply(object):
+    '''The zygote's answer to one request, read when first needed: a
+    parent that starts several children sends every request before it
+    waits for the first pid, and a child runs while its parent waits.'''
+
+    def __init__(self, z, fd):
+        self._z = z
+        self._fd = fd
+        self._value = None
+
+    def value(self):
+        '''Wait for the answer and return it (an int). Raises _Gone if the
+        zygote died before it answered.'''
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                b = b''
+                while len(b) < _REPLY.size:
+                    chunk = os.read(fd, _REPLY.size - len(b))
+                    if not chunk:
+                        raise _Gone()
+                    b += chunk
+            finally:
+                os.close(fd)
+            self._value = _REPLY.unpack(b)[0]
+        return self._value
+
+    def close(self):
+        '''Stop waiting for the answer.'''
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 _zygote = None
@@ -155,21 +240,75 @@ def start_child(fds, env=None, daemon=False):
     its spawn data on); env is its environment (None: os.environ); a
     daemonic child dies with this process. The child is this process's own
     child: reap it with waitid(P_PIDFD) on os.pidfd_open(pid).'''
-    if len(fds) > _consts.ZYGOTE_MAX_FDS:
-        raise ValueError('too many fds for a child (%d, at most %d)'
-                         % (len(fds), _consts.ZYGOTE_MAX_FDS))
+    return child_pid(_call(*_child_request(fds, env, daemon)))
+
+
+def start_child_later(fds, env=None, daemon=False):
+    '''start_child(), returning once the zygote has the request: returns
+    a Reply whose child_pid() gives the pid (raising what start_child would
+    have raised). If that raises _Gone, start the child again: the zygote
+    died before it forked it.'''
+    flags, fds, block = _child_request(fds, env, daemon)
+    z = _get()
+    z.reap_dead_spares()
+    try:
+        return z.send(flags, fds, block)
+    except _Gone:
+        _discard(z)
+        return _Done(_call(flags, fds, block))
+
+
+def child_pid(value):
+    '''The pid in the zygote's answer to a child request.'''
+    if not isinstance(value, int):
+        try:
+            value = value.value()
+        except _Gone:
+            _discard(value._z)
+            raise
+    if value < 0:
+        raise OSError(-value, 'mpgo zygote: fork: ' + os.strerror(-value))
+    return value
+
+
+class _Done(Reply):
+    '''A Reply already read.'''
+
+    def __init__(self, value):
+        self._z = None
+        self._fd = None
+        self._value = value
+
+
+Gone = _Gone
+
+# os.environ's last contents and their block: most children get the same.
+_env_cache = ({}, b'')
+
+
+def _env_block(env):
+    global _env_cache
+    data = getattr(os.environ, '_data', None) if env is None else None
+    if type(data) is dict and data == _env_cache[0]:
+        return _env_cache[1]
     if env is None:
         env = os.environb
     block = b''.join(b'%s=%s\0' % (os.fsencode(k), os.fsencode(v))
                      for k, v in env.items())
+    if type(data) is dict:
+        _env_cache = (dict(data), block)
+    return block
+
+
+def _child_request(fds, env, daemon):
+    if len(fds) > _consts.ZYGOTE_MAX_FDS:
+        raise ValueError('too many fds for a child (%d, at most %d)'
+                         % (len(fds), _consts.ZYGOTE_MAX_FDS))
+    block = _env_block(env)
     if len(block) + _HEADER.size > _consts.ZYGOTE_MAX_MESSAGE:
         raise ValueError('the environment is too big for a zygote child '
                          '(%d bytes)' % len(block))
-    flags = _consts.ZYGOTE_DAEMON if daemon else 0
-    pid = _call(flags, fds, block)
-    if pid < 0:
-        raise OSError(-pid, 'mpgo zygote: fork: ' + os.strerror(-pid))
-    return pid
+    return (_consts.ZYGOTE_DAEMON if daemon else 0), fds, block
 
 
 def preload(names, wait=True):
@@ -278,6 +417,15 @@ def _discard_current():
         _discard(z)
 
 
+def spare_pid():
+    '''Return the pid of the child this process's zygote keeps forked
+    ahead of the next request, or None.'''
+    z = _zygote
+    if z is None or z.owner != os.getpid():
+        return None
+    return z.spare_pids()[0] or None
+
+
 def zygote_pid():
     '''Return the pid of this process's zygote, or None if it has none.'''
     z = _zygote
@@ -304,8 +452,11 @@ def _after_fork_in_child():
     if z is not None and z.owner != os.getpid():
         try:
             z.sock.close()
+            if z.spares is not None:
+                os.close(z.spares)
         except OSError:
             pass
+        z.spares = None
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -368,6 +519,7 @@ def _fork(in_import=()):
     util._flush_std_streams()
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX,
                                                 socket.SOCK_SEQPACKET)
+    spares = _new_spares_area()
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:
@@ -378,12 +530,12 @@ def _fork(in_import=()):
         try:
             parent_sock.close()
             _finish_imports(in_import)
-            code = _serve(child_sock, parent)
+            code = _serve(child_sock, parent, spares)
         finally:
             os._exit(code)
     child_sock.close()
     _sent.update(sys.modules)    # the zygote has them all
-    return _Zygote(parent_sock, pid, forked=True)
+    return _Zygote(parent_sock, pid, forked=True, spares=spares)
 
 
 def _finish_imports(complete):
@@ -419,19 +571,28 @@ def _start_fresh():
         '-c', 'from mpgo.zygote import main; main()', '--mpgo-child']
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX,
                                                 socket.SOCK_SEQPACKET)
+    spares = _new_spares_area()
     try:
         null = os.open(os.devnull, os.O_RDWR)
         try:
-            pid, _ = _engine.spawn(argv, [null, null, null, child_sock.fileno()],
+            pid, _ = _engine.spawn(argv, [null, null, null, child_sock.fileno(),
+                                          spares],
                                    death_signal=signal.SIGKILL)
         finally:
             os.close(null)
     except BaseException:
         parent_sock.close()
+        os.close(spares)
         raise
     finally:
         child_sock.close()
-    return _Zygote(parent_sock, pid, forked=False)
+    return _Zygote(parent_sock, pid, forked=False, spares=spares)
+
+
+def _new_spares_area():
+    fd = os.memfd_create(_SPARES_NAME, os.MFD_CLOEXEC)
+    os.ftruncate(fd, _SPARES.size)
+    return fd
 
 #
 # The zygote's side
@@ -441,11 +602,19 @@ def _start_fresh():
 def main():
     '''The body of a fresh zygote: serve the socket on fd 3.'''
     sock = socket.socket(fileno=_FRESH_SOCK_FD)
-    os._exit(_serve(sock, os.getppid()))
+    spares = _FRESH_SOCK_FD + 1
+    try:
+        if not os.readlink('/proc/self/fd/%d' % spares).startswith(
+                '/memfd:' + _SPARES_NAME):
+            spares = None
+    except OSError:
+        spares = None
+    os._exit(_serve(sock, os.getppid(), spares))
 
 
-def _serve(sock, parent_pid):
-    '''Serve requests on sock until end-of-file; return the exit code.'''
+def _serve(sock, parent_pid, spares=None):
+    '''Serve requests on sock until end-of-file; return the exit code.
+    spares, an fd on the spares area (_SPARES), lets it keep a spare.'''
     import ctypes
     import fcntl  # noqa: F401 -- for the children
     # Die with the process we serve. If it died before prctl, it is gone.
@@ -464,7 +633,11 @@ def _serve(sock, parent_pid):
         os.dup2(sock.fileno(), _FRESH_SOCK_FD)
         sock.close()
         sock = socket.socket(fileno=_FRESH_SOCK_FD)
-    os.closerange(_FRESH_SOCK_FD + 1, _max_fd())
+    if spares is not None:
+        os.dup2(spares, _FRESH_SOCK_FD + 1)
+        spares = _FRESH_SOCK_FD + 1
+    os.closerange(_FRESH_SOCK_FD + 2 if spares else _FRESH_SOCK_FD + 1,
+                  _max_fd())
     clone = _make_clone(libc)
     # What children need, imported once here rather than in each child.
     import select
@@ -473,10 +646,13 @@ def _serve(sock, parent_pid):
     later = list(_LATER_MODULES)
     poller = select.poll()
     poller.register(sock.fileno(), select.POLLIN)
+    spare = _Spares(spares, clone, sock, parent_pid, handlers, libc)
     while True:
         while later and not poller.poll(_IDLE_MS):
             if not _import_all(later.pop(0)):
                 return 0
+        if not later and not poller.poll(0):
+            spare.make()    # idle: have one ready
         try:
             msg, fds, _, _ = socket.recv_fds(sock, _consts.ZYGOTE_MAX_MESSAGE,
                                              _consts.ZYGOTE_MAX_FDS + 1)
@@ -496,16 +672,126 @@ def _serve(sock, parent_pid):
             _write_reply(reply, 0 if ok else -1)
             if not ok:
                 return 0
+            spare.forward(msg)
             continue
-        try:
-            pid = clone()
-        except OSError as e:
-            pid = -(e.errno or 1)
-        if pid == 0:
-            _child(sock, fds[1:], block, flags, parent_pid, handlers, libc)
+        pid = spare.hand_over(msg, fds)
+        if pid is None:
+            try:
+                pid = clone()
+            except OSError as e:
+                pid = -(e.errno or 1)
+            if pid == 0:
+                _write_reply(reply, os.getpid())
+                _child(sock, fds[1:], block, flags, parent_pid, handlers, libc)
         for fd in fds[1:]:
             os.close(fd)
         _write_reply(reply, pid)
+
+
+class _Spares(object):
+    '''The zygote's spare: a child forked ahead of the next request, which
+    waits for it on a socket of its own. A request it gets skips the fork
+    and what the child does before it can read a request (after-fork
+    hooks, signals, the copy-on-write faults of both): about half of what
+    a start costs. Only where the served process can reap it (a spares
+    area).'''
+
+    def __init__(self, area, clone, sock, parent_pid, handlers, libc):
+        self.area = area
+        self.clone = clone
+        self.args = (sock, parent_pid, handlers, libc)
+        self.pid = 0
+        self.sock = None
+
+    def make(self):
+        if self.area is None or self.sock is not None:
+            return
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            pid = self.clone()
+        except OSError:
+            mine.close()
+            theirs.close()
+            return
+        if pid == 0:
+            mine.close()
+            _spare(theirs, *self.args)
+        theirs.close()
+        os.pwrite(self.area, _SLOT.pack(pid), 0)
+        self.pid, self.sock = pid, mine
+
+    def _drop(self, dead):
+        os.pwrite(self.area, _SLOT.pack(0), 0)
+        if dead:
+            words = _SPARES.unpack(os.pread(self.area, _SPARES.size, 0))
+            for i in range(1, _SPARES_WORDS):
+                if not words[i]:
+                    os.pwrite(self.area, _SLOT.pack(self.pid), i * _SLOT.size)
+                    break
+        self.sock.close()
+        self.pid, self.sock = 0, None
+
+    def hand_over(self, msg, fds):
+        '''Give the request to the spare; return its pid, or None if there
+        is no spare (or it had died).'''
+        if self.sock is None:
+            return None
+        pid = self.pid
+        # Cleared first: once it has the request it is a child like any
+        # other, which its parent must never take for a spare.
+        os.pwrite(self.area, _SLOT.pack(0), 0)
+        try:
+            socket.send_fds(self.sock, [msg], fds)
+        except OSError:
+            self._drop(dead=True)
+            return None
+        self._drop(dead=False)
+        return pid
+
+    def forward(self, msg):
+        '''Have the spare import what the zygote just imported (msg, an
+        import request, goes without fds).'''
+        if self.sock is None:
+            return
+        try:
+            self.sock.send(msg)
+        except OSError:
+            self._drop(dead=True)
+
+
+def _spare(sock, zygote_sock, parent_pid, handlers, libc):
+    '''In a spare (see _Spares): wait on sock for a request, then run it
+    as _child does. Never returns.'''
+    try:
+        zygote_sock.close()
+        # Until it has a request, a spare dies with the process it would
+        # serve, daemonic or not, and it stays deaf to Ctrl-C as the zygote.
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent_pid:
+            os._exit(0)
+        while True:
+            try:
+                msg, fds, _, _ = socket.recv_fds(
+                    sock, _consts.ZYGOTE_MAX_MESSAGE, _consts.ZYGOTE_MAX_FDS + 1)
+            except OSError:
+                os._exit(0)
+            if not msg:
+                os._exit(0)    # the zygote has gone
+            if fds and _valid(msg, fds):
+                _, flags, _, _ = _HEADER.unpack_from(msg)
+                break
+            for fd in fds:
+                os.close(fd)
+            # Forwarded by the zygote: the header and the modules' names.
+            if not _import_all(msg[_HEADER.size:]):
+                os._exit(0)
+    except BaseException:
+        os._exit(1)
+    _write_reply(fds[0], os.getpid())
+    if not flags & _consts.ZYGOTE_DAEMON:
+        libc.prctl(_PR_SET_PDEATHSIG, 0, 0, 0, 0)
+    _child(sock, fds[1:], msg[_HEADER.size:], flags, parent_pid, handlers,
+           libc)
 
 
 def _valid(msg, fds):
@@ -586,11 +872,7 @@ def _child(sock, fds, env_block, flags, parent_pid, handlers, libc):
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
         _install_fds(fds)
-        os.environb.clear()
-        for kv in env_block.split(b'\0'):
-            k, eq, v = kv.partition(b'=')
-            if eq:
-                os.environb[k] = v
+        _set_environ(env_block)
         if flags & _consts.ZYGOTE_DAEMON:
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
             if os.getppid() != parent_pid:
@@ -628,6 +910,26 @@ def _child(sock, fds, env_block, flags, parent_pid, handlers, libc):
 # Whether a forked child runs the exit handlers registered in it, as
 # CPython's fork and forkserver children do from 3.13 on (gh-83856).
 _RUN_CHILD_ATEXIT = sys.version_info >= (3, 13)
+
+
+def _set_environ(block):
+    '''Make os.environ hold the "KEY=VALUE" strings of block: in a child
+    of a process that has not changed its environment since it forked the
+    zygote, nothing to do (every change dirties pages the child would
+    otherwise share).'''
+    want = {}
+    for kv in block.split(b'\0'):
+        k, eq, v = kv.partition(b'=')
+        if eq:
+            want[k] = v
+    env = os.environb
+    if getattr(env, '_data', None) == want:
+        return
+    for k in [k for k in env if k not in want]:
+        del env[k]
+    for k, v in want.items():
+        if env.get(k) != v:
+            env[k] = v
 
 
 def _install_fds(fds):
