@@ -777,3 +777,27 @@ def test_child_never_loads_stdlib_multiprocessing(tmp_path):
     assert not [m for m in modules
                 if m == 'multiprocessing' or m.startswith('multiprocessing.')]
     assert 'mpgo._engine' not in modules
+
+
+_FLAG_SETS = [[], ['-B'], ['-O', '-s', '-X', 'importtime', '-W', 'error::DeprecationWarning'],
+              ['-I', '-b', '-X', 'dev', '-q'], ['-bb', '-OO', '-E', '-X', 'faulthandler',
+                                              '-X', 'utf8=0', '-X', 'tracemalloc=3'],
+              ['-d', '-v', '-S', '-X', 'showrefcount']]
+if sys.version_info >= (3, 11):
+    _FLAG_SETS.append(['-P', '-X', 'frozen_modules=off'])
+
+
+@pytest.mark.parametrize('flags', _FLAG_SETS, ids=' '.join)
+def test_child_flags_are_subprocess_s(flags):
+    '''util._args_from_interpreter_flags (which spares a Pool the import of
+    subprocess) says what subprocess's says, under every option it knows.'''
+    code = ('import sys, subprocess; sys.path.insert(0, %r); '
+            'from mpgo import util; '
+            'print(util._args_from_interpreter_flags() == '
+            'subprocess._args_from_interpreter_flags(), '
+            'subprocess._args_from_interpreter_flags())'
+            % os.path.dirname(os.path.dirname(os.path.abspath(mpgo.__file__))))
+    out = subprocess.run([sys.executable] + flags + ['-c', code],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith('True '), out.stdout
