@@ -238,8 +238,7 @@ class _CorePool(object):
 
     def __init__(self, ctx, processes, initializer, initargs, maxtasks,
                  wrap_exception, cache):
-        import base64
-        import json
+        import binascii
         from . import spawn, zygote
         from .context import set_spawning_popen
         method = ctx.get_start_method()
@@ -300,10 +299,11 @@ class _CorePool(object):
             fd, zygote_fd = zygote_fd, -1
             self.h = self.call(
                 'PoolNew', processes, maxtasks or 0,
-                json.dumps(spawn.get_command_line()),
-                json.dumps([int(fd) for fd in data.fds]),
-                json.dumps(['%s=%s' % kv for kv in os.environ.items()]),
-                base64.b64encode(fp.getvalue()).decode('ascii'), fd)
+                _engine.json_strings(spawn.get_command_line()),
+                _engine.json_ints(data.fds),
+                _engine.json_strings('%s=%s' % kv for kv in os.environ.items()),
+                binascii.b2a_base64(fp.getvalue(), newline=False).decode('ascii'),
+                fd)
         finally:
             data.close()
             if zygote_fd >= 0:
