@@ -41,6 +41,10 @@ from .context import get_spawning_popen, ProcessError
 from . import process
 from . import util
 from . import get_context
+from . import zygote as _zygote
+
+# A Manager's server is a child started as soon as this is imported.
+_zygote.share_import(__name__)
 try:
     from . import shared_memory
 except ImportError:

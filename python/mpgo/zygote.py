@@ -359,11 +359,30 @@ def sync_modules():
     _synced = n
     stdlib = getattr(sys, 'stdlib_module_names', ())
     names = [name for name in list(sys.modules) if name not in _sent and
-             name.partition('.')[0] in stdlib and
-             name.partition('.')[0] not in _NEVER]
+             ((name.partition('.')[0] in stdlib and
+               name.partition('.')[0] not in _NEVER) or _ours(name))]
     _sent.update(names)
     if names:
         preload(names, wait=False)
+
+
+def _ours(name):
+    '''Whether name is one of mpgo's modules the zygote may import: not
+    the cluster's (they start threads), nor those of the engine (refused).'''
+    pkg = __package__
+    return (name.startswith(pkg + '.') and
+            not name.startswith((pkg + '.cluster', pkg + '._native',
+                                 pkg + '._engine')))
+
+
+def share_import(name):
+    '''Have this process's zygote (and its spare) import the module name
+    now, alongside this process, if it has a zygote: for modules whose
+    children come soon (a Manager's server).'''
+    z = _zygote
+    if z is not None and z.owner == os.getpid() and name not in _sent:
+        _sent.add(name)
+        preload([name], wait=False)
 
 
 def _call(flags, fds, block):
@@ -668,11 +687,11 @@ def _serve(sock, parent_pid, spares=None):
         block = msg[_HEADER.size:]
         reply = fds[0]
         if flags & _consts.ZYGOTE_IMPORT:
+            spare.forward(block)    # first: the two import side by side
             ok = _import_all(block)
             _write_reply(reply, 0 if ok else -1)
             if not ok:
                 return 0
-            spare.forward(msg)
             continue
         pid = spare.hand_over(msg, fds)
         if pid is None:
@@ -748,13 +767,15 @@ class _Spares(object):
         self._drop(dead=False)
         return pid
 
-    def forward(self, msg):
-        '''Have the spare import what the zygote just imported (msg, an
-        import request, goes without fds).'''
+    def forward(self, block):
+        '''Have the spare import the modules named in block (an import
+        request's, sent without fds).'''
         if self.sock is None:
             return
         try:
-            self.sock.send(msg)
+            self.sock.send(_HEADER.pack(_consts.ZYGOTE_MAGIC,
+                                        _consts.ZYGOTE_IMPORT, 0, len(block)) +
+                           block)
         except OSError:
             self._drop(dead=True)
 
@@ -764,9 +785,10 @@ def _spare(sock, zygote_sock, parent_pid, handlers, libc):
     as _child does. Never returns.'''
     try:
         zygote_sock.close()
-        # Until it has a request, a spare dies with the process it would
-        # serve, daemonic or not, and it stays deaf to Ctrl-C as the zygote.
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        # A spare exits when the zygote's end of sock closes, which it does
+        # as it dies with the process it serves; but a request the zygote
+        # sent before it died is read first, and run (the child of a start()
+        # that returned). Until then, it is deaf to Ctrl-C as the zygote.
         if os.getppid() != parent_pid:
             os._exit(0)
         while True:
@@ -788,8 +810,6 @@ def _spare(sock, zygote_sock, parent_pid, handlers, libc):
     except BaseException:
         os._exit(1)
     _write_reply(fds[0], os.getpid())
-    if not flags & _consts.ZYGOTE_DAEMON:
-        libc.prctl(_PR_SET_PDEATHSIG, 0, 0, 0, 0)
     _child(sock, fds[1:], msg[_HEADER.size:], flags, parent_pid, handlers,
            libc)
 
@@ -810,11 +830,14 @@ def _write_reply(fd, value):
     os.close(fd)
 
 
+_ENGINE = __package__ + '._native._pybind'
+
+
 class _NoStdlibMultiprocessing(object):
     '''A finder that refuses the standard library's multiprocessing while
     the zygote preloads: mpgo never imports it, and a module that needs it
     (concurrent.futures.process) is left to the children, which import it
-    with their own `multiprocessing`.'''
+    with their own `multiprocessing`. It refuses the engine too.'''
 
     @staticmethod
     def find_spec(name, path=None, target=None):
@@ -822,6 +845,11 @@ class _NoStdlibMultiprocessing(object):
             if sys.modules.get(name) is None:
                 raise ModuleNotFoundError('not preloaded by the zygote: %s'
                                           % name, name=name)
+        if name == _ENGINE:
+            # Go must never run here: a module that needs the engine at
+            # import is left to the children.
+            raise ImportError('the zygote does not load the engine',
+                              name=name)
         return None
 
 
@@ -836,7 +864,7 @@ def _import_all(block):
                     pass
     finally:
         sys.meta_path.remove(_NoStdlibMultiprocessing)
-    return 'mpgo._native._pybind' not in sys.modules and _single_threaded()
+    return _ENGINE not in sys.modules and _single_threaded()
 
 
 def _make_clone(libc):
