@@ -32,7 +32,9 @@ import (
 //	off  size  field
 //	  0     4  magic ZygoteMagic (little-endian), which names the version
 //	  4     4  flags: ZygoteDaemon = the child gets PR_SET_PDEATHSIG(SIGKILL);
-//	           ZygoteImport = fork nothing, import the modules the block names
+//	           ZygoteImport = fork nothing, import the modules the block names;
+//	           with ZygoteWhenIdle, when no request has come for a while
+//	           (an import holds up the requests that come meanwhile)
 //	  8     4  number of child fds n (fds[1:], which become the child's 0..n-1)
 //	 12     4  length of the block that follows
 //	 16     …  the child's environment: "KEY=VALUE" strings, each ended by NUL
@@ -57,6 +59,7 @@ const (
 	ZygoteHeaderSize = 16
 	ZygoteDaemon     = 1 << 0
 	ZygoteImport     = 1 << 1
+	ZygoteWhenIdle   = 1 << 2
 	// ZygoteMaxFDs is the most child fds one request may carry.
 	ZygoteMaxFDs = 250
 	// ZygoteMaxMessage is the largest request (header and environment).

@@ -25,6 +25,7 @@ ZYGOTE_MAGIC = 828002381  # first word of a request; names the version
 ZYGOTE_HEADER_SIZE = 16  # bytes before the environment block
 ZYGOTE_DAEMON = 1  # flag: the child dies with its parent
 ZYGOTE_IMPORT = 2  # flag: import the modules named, fork nothing
+ZYGOTE_WHEN_IDLE = 4  # flag (with ZYGOTE_IMPORT): import once idle
 ZYGOTE_MAX_FDS = 250  # most child fds in one request
 ZYGOTE_MAX_MESSAGE = 131072  # largest request
 ZYGOTE_REPLY_SIZE = 8  # bytes of the reply (int64 pid or -errno)

@@ -311,21 +311,25 @@ def _child_request(fds, env, daemon):
     return (_consts.ZYGOTE_DAEMON if daemon else 0), fds, block
 
 
-def preload(names, wait=True):
+def preload(names, wait=True, when_idle=False):
     '''Have the zygote import the modules named (set_forkserver_preload),
     now and in any zygote that replaces it. A module that would make the
     zygote unable to fork safely (one that starts threads, or loads the
     engine) makes it exit: the next zygote is started without them. With
     wait=False, return at once: the zygote imports them before it serves
-    the next request (for mpgo's own modules, which are safe).'''
+    the next request (for mpgo's own modules, which are safe); with
+    when_idle too, once no request has come for a while.'''
     names = [n for n in names if n not in _preloaded]
     if not names:
         return
     _preloaded.extend(names)
     block = b''.join(os.fsencode(n) + b'\0' for n in names)
     if not wait:
+        flags = _consts.ZYGOTE_IMPORT
+        if when_idle:
+            flags |= _consts.ZYGOTE_WHEN_IDLE
         try:
-            _get().request(_consts.ZYGOTE_IMPORT, [], block, reply=False)
+            _get().request(flags, [], block, reply=False)
         except _Gone:
             pass   # the next request replaces the zygote
         return
@@ -363,7 +367,8 @@ def sync_modules():
                name.partition('.')[0] not in _NEVER) or _ours(name))]
     _sent.update(names)
     if names:
-        preload(names, wait=False)
+        # When idle: the next child may be coming now (a burst of starts).
+        preload(names, wait=False, when_idle=True)
 
 
 def _ours(name):
@@ -663,13 +668,16 @@ def _serve(sock, parent_pid, spares=None):
     if not _import_all(b'\0'.join(_CHILD_MODULES)):
         return 0
     later = list(_LATER_MODULES)
+    idle = []   # blocks of ZYGOTE_WHEN_IDLE imports
     poller = select.poll()
     poller.register(sock.fileno(), select.POLLIN)
     spare = _Spares(spares, clone, sock, parent_pid, handlers, libc)
     while True:
-        while later and not poller.poll(_IDLE_MS):
-            if not _import_all(later.pop(0)):
+        while (later or idle) and not poller.poll(_IDLE_MS):
+            block = (later or idle).pop(0)
+            if not _import_all(block):
                 return 0
+            spare.forward(block)
         if not later and not poller.poll(0):
             spare.make()    # idle: have one ready
         try:
@@ -687,6 +695,10 @@ def _serve(sock, parent_pid, spares=None):
         block = msg[_HEADER.size:]
         reply = fds[0]
         if flags & _consts.ZYGOTE_IMPORT:
+            if flags & _consts.ZYGOTE_WHEN_IDLE:
+                os.close(reply)
+                idle.append(block)
+                continue
             spare.forward(block)    # first: the two import side by side
             ok = _import_all(block)
             _write_reply(reply, 0 if ok else -1)
