@@ -558,6 +558,7 @@ def _fork(in_import=()):
         finally:
             os._exit(code)
     child_sock.close()
+    _sent.clear()
     _sent.update(sys.modules)    # the zygote has them all
     return _Zygote(parent_sock, pid, forked=True, spares=spares)
 
@@ -595,6 +596,10 @@ def _start_fresh():
         '-c', 'from mpgo.zygote import main; main()', '--mpgo-child']
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX,
                                                 socket.SOCK_SEQPACKET)
+    global _synced
+    # It has none of our modules: the next sync_modules() sends them all.
+    _sent.clear()
+    _synced = 0
     spares = _new_spares_area()
     try:
         null = os.open(os.devnull, os.O_RDWR)
