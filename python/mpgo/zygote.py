@@ -125,7 +125,8 @@ class _Zygote(object):
         '''Reap the spares that died unused (they are our children).'''
         for i, pid in self.spare_pids()[1]:
             try:
-                os.waitpid(pid, os.WNOHANG)
+                if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                    continue    # killed, not dead yet: next time
             except ChildProcessError:
                 pass
             os.pwrite(self.spares, _SLOT.pack(0), i * _SLOT.size)
@@ -678,13 +679,13 @@ def _serve(sock, parent_pid, spares=None):
     poller.register(sock.fileno(), select.POLLIN)
     spare = _Spares(spares, clone, sock, parent_pid, handlers, libc)
     while True:
+        if not poller.poll(0):
+            spare.make()    # no request waiting: have one ready
         while (later or idle) and not poller.poll(_IDLE_MS):
             block = (later or idle).pop(0)
             if not _import_all(block):
                 return 0
             spare.forward(block)
-        if not later and not poller.poll(0):
-            spare.make()    # idle: have one ready
         try:
             msg, fds, _, _ = socket.recv_fds(sock, _consts.ZYGOTE_MAX_MESSAGE,
                                              _consts.ZYGOTE_MAX_FDS + 1)
@@ -704,7 +705,14 @@ def _serve(sock, parent_pid, spares=None):
                 os.close(reply)
                 idle.append(block)
                 continue
-            spare.forward(block)    # first: the two import side by side
+            if _nobody_waits(reply):
+                # mpgo's own syncing (share_import): the spare imports the
+                # same modules, alongside.
+                spare.forward(block)
+            else:
+                # preload() (set_forkserver_preload): user modules are
+                # imported once, here; the spare is made anew after.
+                spare.discard()
             ok = _import_all(block)
             _write_reply(reply, 0 if ok else -1)
             if not ok:
@@ -766,6 +774,15 @@ class _Spares(object):
                     break
         self.sock.close()
         self.pid, self.sock = 0, None
+
+    def discard(self):
+        '''Kill the spare; the served process reaps it.'''
+        if self.sock is not None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self._drop(dead=True)
 
     def hand_over(self, msg, fds):
         '''Give the request to the spare; return its pid, or None if there
@@ -829,6 +846,14 @@ def _spare(sock, zygote_sock, parent_pid, handlers, libc):
     _write_reply(fds[0], os.getpid())
     _child(sock, fds[1:], msg[_HEADER.size:], flags, parent_pid, handlers,
            libc)
+
+
+def _nobody_waits(fd):
+    '''Whether the read end of the pipe that fd writes to is closed.'''
+    import select
+    p = select.poll()
+    p.register(fd, select.POLLOUT)
+    return any(ev & select.POLLERR for _, ev in p.poll(0))
 
 
 def _valid(msg, fds):
