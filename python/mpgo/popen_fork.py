@@ -91,7 +91,7 @@ class Popen(popen_spawn_posix.Popen):
         try:
             fds[spawn._CHILD_PIPE_FD] = data_r
             try:
-                self._reply = zygote.start_child_later(fds, daemon=daemon)
+                self._reply = zygote.request_child(fds, daemon=daemon)
             finally:
                 fds[spawn._CHILD_PIPE_FD] = None
                 os.close(data_r)

@@ -41,7 +41,7 @@ import threading
 
 from . import _consts
 
-__all__ = ['start_child', 'start_child_later', 'child_pid', 'preload',
+__all__ = ['request_child', 'child_pid', 'preload',
            'spare_pid', 'zygote_pid', 'client_fd', 'stop']
 
 _HEADER = struct.Struct('<IIII')
@@ -195,9 +195,8 @@ class _Zygote(object):
 
 
 class Reply(object):
-    '''The zygote's answer to one request, read when first needed: a
-    parent that starts several children sends every request before it
-    waits for the first pid, and a child runs while its parent waits.'''
+    '''The zygote's answer to one request, read when asked for (so that
+    a caller can do other work first: fill its child's data pipe).'''
 
     def __init__(self, z, fd):
         self._z = z
@@ -234,21 +233,15 @@ _lock = threading.Lock()
 _preloaded = []
 
 
-def start_child(fds, env=None, daemon=False):
-    '''Fork a child through this process's zygote and return its pid.
+def request_child(fds, env=None, daemon=False):
+    '''Ask this process's zygote for a child; return the Reply that
+    child_pid() reads its pid from. In between, the caller may fill the
+    child's data pipe: the child reads it as soon as it runs.
 
     fds[i] becomes the child's fd i (0-2 its stdio, 3 the pipe it reads
     its spawn data on); env is its environment (None: os.environ); a
     daemonic child dies with this process. The child is this process's own
     child: reap it with waitid(P_PIDFD) on os.pidfd_open(pid).'''
-    return child_pid(_call(*_child_request(fds, env, daemon)))
-
-
-def start_child_later(fds, env=None, daemon=False):
-    '''start_child(), returning once the zygote has the request: returns
-    a Reply whose child_pid() gives the pid (raising what start_child would
-    have raised). If that raises _Gone, start the child again: the zygote
-    died before it forked it.'''
     flags, fds, block = _child_request(fds, env, daemon)
     z = _get()
     z.reap_dead_spares()
@@ -260,7 +253,9 @@ def start_child_later(fds, env=None, daemon=False):
 
 
 def child_pid(value):
-    '''The pid in the zygote's answer to a child request.'''
+    '''Wait for the zygote's answer to request_child() and return the
+    child's pid; raise OSError if it could not fork, Gone if it died before
+    it forked (ask again: the child does not exist).'''
     if not isinstance(value, int):
         try:
             value = value.value()
