@@ -71,9 +71,15 @@ else:
 
 # mpgo's Lock and Semaphore live in memfd arenas, not in named POSIX
 # semaphores, so 'semaphore' has nothing of mpgo's to clean up.
-import _posixshmem  # noqa: E402
+def _shm_unlink(name):
+    # _posixshmem is imported by the tracker only: every program that
+    # starts a child imports this module (for _for_child).
+    import _posixshmem
+    _posixshmem.shm_unlink(name)
+
+
 _CLEANUP_FUNCS.update({
-    'shared_memory': _posixshmem.shm_unlink,
+    'shared_memory': _shm_unlink,
 })
 
 
