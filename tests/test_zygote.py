@@ -179,6 +179,9 @@ _KILLED_PARENT = '''
         p.start()
         _helpers.wait_for_file(sys.argv[1])
         pool = ctx.Pool(2)
+        for _ in range(zygote.SPARE_AFTER):     # then it keeps a spare
+            q = ctx.Process(target=_helpers.exit_with, args=(0,))
+            q.start(); q.join()
         deadline = time.monotonic() + 10
         while zygote.spare_pid() is None and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -213,6 +216,12 @@ def test_sigkilled_parent_leaves_nothing(tmp_path, method):
         proc.stdout.close()
 
 
+def _warm(ctx):
+    '''Start enough children that the zygote keeps a spare.'''
+    for _ in range(zygote.SPARE_AFTER):
+        _run(ctx, _helpers.exit_with, 0)
+
+
 def _wait_spare():
     deadline = time.monotonic() + 10
     while zygote.spare_pid() is None:
@@ -228,7 +237,7 @@ def _zombie_or_alive(pid):
 def test_spare_becomes_the_next_child(ctx):
     '''The zygote keeps a child forked ahead of the next request; the next
     start gets it, and the zygote makes another.'''
-    _run(ctx, _helpers.exit_with, 0)
+    _warm(ctx)
     spare = _wait_spare()
     assert os.getppid() != spare and _helpers.pid_alive(spare)
     p = _run(ctx, _helpers.exit_with, 5)
@@ -237,7 +246,7 @@ def test_spare_becomes_the_next_child(ctx):
 
 
 def test_killed_spare_is_reaped_and_replaced(ctx):
-    _run(ctx, _helpers.exit_with, 0)
+    _warm(ctx)
     spare = _wait_spare()
     os.kill(spare, signal.SIGKILL)
     assert wait_pid_gone(spare, 10)
@@ -250,7 +259,7 @@ def test_killed_spare_is_reaped_and_replaced(ctx):
 
 
 def test_stopped_zygote_leaves_no_spare(ctx):
-    _run(ctx, _helpers.exit_with, 0)
+    _warm(ctx)
     spare = _wait_spare()
     zygote.stop()
     assert zygote.spare_pid() is None
@@ -262,7 +271,7 @@ def test_spare_imports_what_the_zygote_imports(ctx, tmp_path, name):
     '''A module the parent imported after the spare was made reaches the
     zygote once it is idle, and the spare too (forwarded): the children of
     later starts have it, as fork's would.'''
-    _run(ctx, _helpers.exit_with, 0)
+    _warm(ctx)
     _wait_spare()
     import importlib
     importlib.import_module(name)

@@ -57,6 +57,11 @@ _CHILD_MODULES = (b'mpgo.spawn', b'mpgo._forking', b'mpgo._alias', b'fcntl')
 # for classes of __main__.
 _LATER_MODULES = (b'mpgo.pool', b'mpgo.connection', b'mpgo.managers')
 _IDLE_MS = 20
+# Children a zygote forks before it keeps a spare: a spare saves a start
+# about 0.5 ms, but forking one costs a core about 1.5 ms, which a short
+# program starting a few children at once pays and never gets back
+# (seed 002's four children: +5 ms).
+SPARE_AFTER = 8
 
 # The spares area: a memfd the zygote shares with the process it serves,
 # _SPARES_WORDS little-endian int64s:
@@ -673,8 +678,9 @@ def _serve(sock, parent_pid, spares=None):
     poller = select.poll()
     poller.register(sock.fileno(), select.POLLIN)
     spare = _Spares(spares, clone, sock, parent_pid, handlers, libc)
+    served = 0
     while True:
-        if not poller.poll(0):
+        if served >= SPARE_AFTER and not poller.poll(0):
             spare.make()    # no request waiting: have one ready
         while (later or idle) and not poller.poll(_IDLE_MS):
             block = (later or idle).pop(0)
@@ -713,6 +719,7 @@ def _serve(sock, parent_pid, spares=None):
             if not ok:
                 return 0
             continue
+        served += 1
         pid = spare.hand_over(msg, fds)
         if pid is None:
             try:
