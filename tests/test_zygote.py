@@ -347,6 +347,36 @@ def test_threaded_process_falls_back_to_a_fresh_zygote(tmp_path):
                                        'fresh zygote: True']
 
 
+def test_child_without_engine_forks_its_zygote(tmp_path):
+    # A child that never loaded the engine, starting a child whose target
+    # is of __main__: pickling it starts a thread (the server of __main__'s
+    # objects), so the zygote must be forked before, not started fresh.
+    script = write_script(tmp_path, 'main.py', '''
+        import sys
+        import mpgo
+        from mpgo import zygote
+
+        def leaf():
+            pass
+
+        def middle():
+            p = mpgo.Process(target=leaf)
+            p.start()
+            p.join()
+            fresh = not zygote._zygote.forked
+            engine = 'mpgo._native._pybind' in sys.modules
+            sys.exit(10 * fresh + engine + (p.exitcode != 0) * 100)
+
+        if __name__ == '__main__':
+            p = mpgo.Process(target=middle)
+            p.start()
+            p.join()
+            print(p.exitcode)
+    ''')
+    out = run_python([script], env=env_with_tests(), timeout=60)
+    assert out.stdout == '0\n', out.stderr
+
+
 def test_early_zygote_is_forked_at_import(tmp_path):
     script = write_script(tmp_path, 'main.py', '''
         import os

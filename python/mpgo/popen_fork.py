@@ -70,6 +70,7 @@ class Popen(popen_spawn_posix.Popen):
         if not zygote.supported():
             self._via_zygote = False
             return super()._launch(process_obj)
+        zygote.prepare()
         data = self._dump(process_obj).getbuffer()
         self._request = (list(self._fds), process_obj.daemon, data)
         try:

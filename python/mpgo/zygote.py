@@ -238,6 +238,15 @@ _lock = threading.Lock()
 _preloaded = []
 
 
+def prepare():
+    '''Make sure this process has its zygote: called by a start before it
+    pickles the child, since pickling may start a thread (the server of
+    __main__'s objects), and a process with threads cannot fork one, only
+    start a fresh interpreter as one (40 ms; a child of seed 000's shape
+    that shares no Value paid that for its own children).'''
+    _get()
+
+
 def request_child(fds, env=None, daemon=False):
     '''Ask this process's zygote for a child; return the Reply that
     child_pid() reads its pid from. In between, the caller may fill the
