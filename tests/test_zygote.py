@@ -286,6 +286,28 @@ def test_spare_imports_what_the_zygote_imports(ctx, tmp_path, name):
     assert read_result(path) is True
 
 
+def test_zygote_never_forks_for_an_engine_module(tmp_path):
+    # Modules that need the engine at import are synced to the zygote too,
+    # and refused there; refusing them must not leave the zygote with a
+    # zygote of its own (mpgo._engine forks one before it loads Go).
+    script = write_script(tmp_path, 'main.py', '''
+        import time
+        import mpgo, _helpers
+        from mpgo import zygote
+        if __name__ == '__main__':
+            v = mpgo.Value('i', 0)        # the parent loads the engine
+            for code in (3, 4):
+                p = mpgo.Process(target=_helpers.exit_with, args=(code,))
+                p.start(); p.join()
+                time.sleep(0.5)           # idle: the zygote imports
+            z = zygote.zygote_pid()
+            with open('/proc/%d/task/%d/children' % (z, z)) as f:
+                print(p.exitcode, f.read().split())
+    ''')
+    out = run_python([script], env=env_with_tests(), timeout=60)
+    assert out.stdout == "4 []\n", out.stderr
+
+
 def test_killed_zygote_is_replaced(ctx):
     p = ctx.Process(target=_helpers.sleep, args=(60,), daemon=True)
     p.start()

@@ -883,7 +883,7 @@ def _write_reply(fd, value):
     os.close(fd)
 
 
-_ENGINE = __package__ + '._native._pybind'
+_ENGINE = (__package__ + '._engine', __package__ + '._native._pybind')
 
 
 class _NoStdlibMultiprocessing(object):
@@ -898,9 +898,11 @@ class _NoStdlibMultiprocessing(object):
             if sys.modules.get(name) is None:
                 raise ModuleNotFoundError('not preloaded by the zygote: %s'
                                           % name, name=name)
-        if name == _ENGINE:
+        if name in _ENGINE:
             # Go must never run here: a module that needs the engine at
-            # import is left to the children.
+            # import is left to the children. Refused at mpgo._engine, the
+            # engine's one door, which would fork a zygote of its own here
+            # before it loads Go (before_engine()).
             raise ImportError('the zygote does not load the engine',
                               name=name)
         return None
@@ -917,7 +919,7 @@ def _import_all(block):
                     pass
     finally:
         sys.meta_path.remove(_NoStdlibMultiprocessing)
-    return _ENGINE not in sys.modules and _single_threaded()
+    return _ENGINE[1] not in sys.modules and _single_threaded()
 
 
 def _make_clone(libc):
