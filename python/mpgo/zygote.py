@@ -50,7 +50,9 @@ assert _HEADER.size == _consts.ZYGOTE_HEADER_SIZE
 assert _REPLY.size == _consts.ZYGOTE_REPLY_SIZE
 
 # What a child imports to run its spawn data, preloaded by the zygote.
-_CHILD_MODULES = (b'mpgo.spawn', b'mpgo._forking', b'mpgo._alias', b'fcntl')
+# (popen_spawn_posix: its _DupFd carries every fd a child is sent.)
+_CHILD_MODULES = (b'mpgo.spawn', b'mpgo._forking', b'mpgo._alias', b'fcntl',
+                  b'mpgo.popen_spawn_posix')
 # ... and what many children need, imported once the zygote has been idle
 # for _IDLE_MS (an import holds up the requests that come meanwhile).
 # Not cloudpickle: it is big (its imports are), and children need it only
