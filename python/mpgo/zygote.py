@@ -56,8 +56,10 @@ _CHILD_MODULES = (b'mpgo.spawn', b'mpgo._forking', b'mpgo._alias', b'fcntl',
 # ... and what many children need, imported once the zygote has been idle
 # for _IDLE_MS (an import holds up the requests that come meanwhile).
 # Not cloudpickle: it is big (its imports are), and children need it only
-# for classes of __main__.
-_LATER_MODULES = (b'mpgo.pool', b'mpgo.connection', b'mpgo.managers')
+# for classes of __main__. Not mpgo.managers either (17 ms, and a few MB in
+# the zygote and its spare): a child needs it for a proxy, and a parent that
+# has proxies imported it, which has the zygote import it (share_import).
+_LATER_MODULES = (b'mpgo.pool', b'mpgo.connection')
 _IDLE_MS = 20
 # Children a zygote forks before it keeps a spare: a spare saves a start
 # about 0.5 ms, but forking one costs a core about 1.5 ms, which a short
