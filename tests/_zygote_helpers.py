@@ -41,3 +41,28 @@ def ppid_and_pid(_):
 def record_has_module(path, name):
     from _helpers import write_result
     write_result(path, name in sys.modules)
+
+
+def bump_and_wait(v, e):
+    '''Add 1 to v (loading the engine), then wait for e: its code starts
+    no process (mpgo._leaf sees that).'''
+    v.value += 1
+    e.wait(30)
+
+
+def bump_wait_and_maybe_start(v, e):
+    '''As bump_and_wait, but its code may start a process.'''
+    v.value += 1
+    e.wait(30)
+    if v.value < 0:
+        mpgo.Process(target=print).start()
+
+
+def bump_and_start(v):
+    '''Load the engine, then start a child: exit with its exit code.'''
+    v.value += 1
+    import _helpers
+    p = mpgo.Process(target=_helpers.exit_with, args=(7,))
+    p.start()
+    p.join()
+    sys.exit(p.exitcode)

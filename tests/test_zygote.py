@@ -308,6 +308,37 @@ def test_zygote_never_forks_for_an_engine_module(tmp_path):
     assert out.stdout == "4 []\n", out.stderr
 
 
+def _children_while_running(ctx, target):
+    v, e = ctx.Value('i', 0), ctx.Event()
+    p = ctx.Process(target=target, args=(v, e))
+    p.start()
+    deadline = time.monotonic() + 30
+    while v.value == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with open('/proc/%d/task/%d/children' % (p.pid, p.pid)) as f:
+        kids = f.read().split()
+    e.set()
+    p.join(30)
+    assert p.exitcode == 0
+    return kids
+
+
+def test_child_whose_code_starts_nothing_forks_no_zygote(ctx):
+    # A child loading the engine forks a zygote of its own first, unless
+    # the parent saw that its target's code starts no process.
+    assert _children_while_running(ctx, _zygote_helpers.bump_and_wait) == []
+    assert len(_children_while_running(
+        ctx, _zygote_helpers.bump_wait_and_maybe_start)) == 1
+
+
+def test_a_wrong_guess_only_costs_time(ctx, monkeypatch):
+    # Told it starts nothing, a child that does gets a fresh zygote.
+    from mpgo import _leaf
+    monkeypatch.setattr(_leaf, 'starts_no_process', lambda p: True)
+    p = _run(ctx, _zygote_helpers.bump_and_start, ctx.Value('i', 0))
+    assert p.exitcode == 7
+
+
 def test_killed_zygote_is_replaced(ctx):
     p = ctx.Process(target=_helpers.sleep, args=(60,), daemon=True)
     p.start()

@@ -43,6 +43,9 @@ class Popen(popen_spawn_posix.Popen):
     def _dump(self, process_obj):
         prep_data = spawn.get_preparation_data(process_obj._name,
                                                fork=self._fork_semantics)
+        from . import _leaf
+        if _leaf.starts_no_process(process_obj):
+            prep_data['mpgo_starts_no_process'] = True
         fp = io.BytesIO()
         set_spawning_popen(self)
         try:

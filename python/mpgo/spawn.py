@@ -306,6 +306,10 @@ def prepare(data):
             # Imported by the parent, as a fork child would have it.
             __import__('multiprocessing')
 
+    if data.get('mpgo_starts_no_process'):
+        from . import zygote
+        zygote.no_children_expected()
+
     if 'name' in data:
         process.current_process().name = data['name']
 

@@ -535,6 +535,16 @@ def fork_early(in_import=()):
             _zygote = _fork(in_import)
 
 
+_no_children = False
+
+
+def no_children_expected():
+    '''The parent saw that this child's target starts no process (see
+    mpgo._leaf): loading the engine forks no zygote here.'''
+    global _no_children
+    _no_children = True
+
+
 def before_engine():
     '''Called as the engine is about to load: fork this process's zygote
     now if it may start children through one and has none yet (a child
@@ -542,6 +552,8 @@ def before_engine():
     Daemonic processes may not have children, and a process whose start
     method is 'spawn' does not need one.'''
     if _zygote is not None and _zygote.owner == os.getpid():
+        return
+    if _no_children:
         return
     from . import context, process
     if process.current_process().daemon:
