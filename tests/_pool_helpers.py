@@ -34,6 +34,13 @@ def put_many_bytes_and_cancel(q, size, count):
     q.cancel_join_thread()
 
 
+def put_big(q, size, n):
+    '''Put n messages of size bytes: each is above a reader's 64 KB buffer,
+    and several putters at once grow the ring under its lock.'''
+    for i in range(n):
+        q.put(bytes([i % 256]) * size)
+
+
 def relay_queue_from_queue(carrier, n):
     '''Get a Queue sent inside another queue (so unpickled long after
     start-up) and put n items on it.'''
@@ -276,3 +283,8 @@ class Counted(object):
 
     def __del__(self):
         type(self).alive -= 1
+
+
+def big_bytes(_, size=1000000):
+    '''A result far above the parent's 64 KB read buffer.'''
+    return b'x' * size

@@ -136,6 +136,16 @@ class TestMapFamily:
         with pytest.raises(StopIteration):
             next(it)
 
+    def test_big_results_from_many_workers(self):
+        # A result above the parent's read buffer is read alone, in a
+        # second get; with six workers putting such results that get found
+        # the result queue's lock held now and then, and its single try
+        # broke the pool with "cannot read results (Empty())".
+        with mpgo.Pool(6) as p:
+            for _ in range(10):
+                out = p.map(h.big_bytes, range(60), chunksize=1)
+                assert [len(b) for b in out] == [1000000] * 60
+
     def test_default_chunksize_is_cpythons(self, pool):
         # divmod(len, processes * 4), rounded up; 0 for an empty iterable.
         for n, chunks in [(100, 13), (8, 1), (9, 2), (7, 1), (0, 0)]:

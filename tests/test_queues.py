@@ -288,12 +288,29 @@ class TestQueueAcrossProcesses:
         assert clone.get(timeout=LONG) == 'to the clone'
 
     @pytest.mark.stress
+    def test_get_many_of_big_messages_while_others_put(self):
+        # A first message above get_many's buffer is read alone, in a
+        # second get; with putters growing the ring that get found the lock
+        # held now and then, and a blocking get_many raised Empty.
+        q = mpgo.Queue()
+        ps = [mpgo.Process(target=h.put_big, args=(q, 300000, 300))
+              for _ in range(6)]
+        for p in ps:
+            p.start()
+        got = []
+        while len(got) < 1800:
+            got += q.get_many(10, timeout=LONG)
+        for p in ps:
+            p.join(LONG)
+        assert sorted(len(m) for m in got) == [300000] * 1800
+        assert all(p.exitcode == 0 for p in ps)
+
     def test_four_producers_four_consumers_exactly_once(self):
         q, out = mpgo.Queue(maxsize=64), mpgo.Queue()
         per_producer = 2000
         producers = [start(h.produce_range, q, k * per_producer, per_producer)
                      for k in range(4)]
-        consumers = [start(h.consume_until_none, q, out) for _ in range(4)]
+        consumers = [start(h.consume_until_none, q, out) for _ in range(6)]
         join_ok(*producers)
         for _ in consumers:
             q.put(None)

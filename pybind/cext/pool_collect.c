@@ -22,6 +22,13 @@ static int results_op(void *a, double slice) {
 	return mpgo_queue_get_many(ra->qh, ra->buf, CEXT_SCRATCH, ra->max, slice, ra->lens, &ra->count);
 }
 
+typedef struct { int64_t qh, size, got; char *buf; } big_arg;
+
+static int big_op(void *a, double slice) {
+	big_arg *ba = a;
+	return mpgo_queue_get(ba->qh, ba->buf, ba->size, slice, &ba->got);
+}
+
 /* Names of the result classes' attributes and methods. pool.py owns the
  * classes: C reads their state but changes it only through their methods
  * (_set, _placed). */
@@ -302,16 +309,18 @@ static PyObject *collect_in(PyObject *const *args, Py_ssize_t nargs, char *buf) 
 	if (!out) return NULL;
 	if (rc == MPGO_ETOOSHORT) {
 		/* One message bigger than the scratch: into a bytes of its size.
-		 * The pool's driver is the result queue's only reader. */
-		int64_t n = lens[0], got = 0;
-		PyObject *b = PyBytes_FromStringAndSize(NULL, n);
+		 * The pool's driver is the result queue's only reader, so the
+		 * message stays first; but the get may still find the lock held
+		 * (a putter growing the ring under it, or descheduled): it waits
+		 * for it rather than trying once, which read as an empty queue
+		 * and broke the pool. */
+		PyObject *b = PyBytes_FromStringAndSize(NULL, lens[0]);
 		if (!b) { Py_DECREF(out); return NULL; }
-		Py_BEGIN_ALLOW_THREADS
-		rc = mpgo_queue_get(qh, PyBytes_AS_STRING(b), n, 0, &got);
-		Py_END_ALLOW_THREADS
-		if (rc < 0 || collect_one(out, PyBytes_AS_STRING(b), got, b, loads, outstanding,
+		big_arg ba = {qh, lens[0], 0, PyBytes_AS_STRING(b)};
+		rc = cext_wait(big_op, &ba, -1, MPGO_EEMPTY);
+		if (rc < 0 || collect_one(out, ba.buf, ba.got, b, loads, outstanding,
 					  &group, &group_job, cache, cls, mcls) < 0) {
-			if (rc < 0) cext_raise_code(rc);
+			if (rc < 0 && rc != CEXT_RAISED) cext_raise_code(rc);
 			Py_DECREF(b);
 			Py_DECREF(out);
 			return NULL;

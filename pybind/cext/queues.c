@@ -602,25 +602,31 @@ static PyObject *queue_get_many(QueueObj *q, PyObject *const *args, Py_ssize_t n
 	if (!scratch && !(scratch = PyMem_RawMalloc(CEXT_SCRATCH))) return PyErr_NoMemory();
 	int64_t lens[4096], count = 0;
 	int rc = mpgo_queue_get_many(q->h, scratch, CEXT_SCRATCH, max, 0, lens, &count);
-	if (rc == MPGO_EEMPTY && t != 0) {
-		Slicer sl;
-		slicer_start(&sl, t);
-		double slice;
-		while (rc == MPGO_EEMPTY && !slicer_next(&sl, &slice)) {
-			Py_BEGIN_ALLOW_THREADS
-			rc = mpgo_queue_get_many(q->h, scratch, CEXT_SCRATCH, max, slice, lens, &count);
-			Py_END_ALLOW_THREADS
-			if (rc == MPGO_EEMPTY && PyErr_CheckSignals() < 0) return NULL;
+	Slicer sl;
+	slicer_start(&sl, t);
+	for (;;) {
+		if (rc == MPGO_ETOOSHORT) {
+			/* The first message is larger than the scratch: it comes
+			 * alone, straight into a bytes object of its size. */
+			PyObject *b = get_exact(q, lens[0]);
+			if (!b) return NULL;
+			if (!IS_CODE(b)) {
+				PyObject *l = PyList_New(1);
+				if (!l) { Py_DECREF(b); return NULL; }
+				PyList_SET_ITEM(l, 0, b);
+				return l;
+			}
+			/* Another consumer took it first, or its try of the lock
+			 * found it held: wait on, as for any empty queue. */
+			rc = (int)(intptr_t)b;
 		}
-	}
-	if (rc == MPGO_ETOOSHORT) {
-		PyObject *b = get_exact(q, lens[0]);
-		if (IS_CODE(b)) { cext_raise_code((int)(intptr_t)b); return NULL; }
-		if (!b) return NULL;
-		PyObject *l = PyList_New(1);
-		if (!l) { Py_DECREF(b); return NULL; }
-		PyList_SET_ITEM(l, 0, b);
-		return l;
+		if (rc != MPGO_EEMPTY || t == 0) break;
+		double slice;
+		if (slicer_next(&sl, &slice)) break;
+		Py_BEGIN_ALLOW_THREADS
+		rc = mpgo_queue_get_many(q->h, scratch, CEXT_SCRATCH, max, slice, lens, &count);
+		Py_END_ALLOW_THREADS
+		if (rc == MPGO_EEMPTY && PyErr_CheckSignals() < 0) return NULL;
 	}
 	if (rc < 0) { cext_raise_code(rc); return NULL; }
 	PyObject *l = PyList_New(count);
