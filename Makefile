@@ -17,7 +17,7 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 deps: ## install DEV_DEPS into every supported Python
-	@for py in $(PYTHONS); do echo "+ $$py -m pip install $(DEV_DEPS)"; \
+	@for py in $(PYTHONS); do echo "+ $$py -m pip install" '$(DEV_DEPS)'; \
 		$$py -m pip install -q $(DEV_DEPS) || exit 1; done
 
 build: ## build the engine in place (python/mpgo/_native) for PY
