@@ -287,7 +287,6 @@ class TestQueueAcrossProcesses:
         q.put('to the clone')
         assert clone.get(timeout=LONG) == 'to the clone'
 
-    @pytest.mark.stress
     def test_get_many_of_big_messages_while_others_put(self):
         # A first message above get_many's buffer is read alone, in a
         # second get; with putters growing the ring that get found the lock
@@ -305,12 +304,13 @@ class TestQueueAcrossProcesses:
         assert sorted(len(m) for m in got) == [300000] * 1800
         assert all(p.exitcode == 0 for p in ps)
 
+    @pytest.mark.stress
     def test_four_producers_four_consumers_exactly_once(self):
         q, out = mpgo.Queue(maxsize=64), mpgo.Queue()
         per_producer = 2000
         producers = [start(h.produce_range, q, k * per_producer, per_producer)
                      for k in range(4)]
-        consumers = [start(h.consume_until_none, q, out) for _ in range(6)]
+        consumers = [start(h.consume_until_none, q, out) for _ in range(4)]
         join_ok(*producers)
         for _ in consumers:
             q.put(None)
