@@ -264,6 +264,18 @@ def test_zipapp(tmp_path, method):
         assert res.stdout == 'exitcode 0\ngot 42\n'
 
 
+def test_zipapp_with_longest_comment(tmp_path):
+    '''The launcher looks for a zip's end record only in the file's last
+    64 KiB + 22 bytes: a comment of the longest length zip allows (65535
+    bytes) keeps it there.'''
+    app = tmp_path / 'app.pyz'
+    with zipfile.ZipFile(app, 'w') as z:
+        z.writestr('__main__.py', textwrap.dedent(LAYOUT))
+        z.comment = b'#' * 65535
+    res = _compare([str(app)], 'fork', str(tmp_path))
+    assert res.stdout == 'exitcode 0\ngot 42\n'
+
+
 @pytest.mark.parametrize('method', METHODS)
 def test_dash_m_package(tmp_path, method):
     pkg = tmp_path / 'pkg'
