@@ -73,6 +73,9 @@ def test_plain_targets_start_nothing():
     assert _no_process(bump, v)
     assert _no_process(calls_helper, [1, 2], mpgo.Queue())
     assert _no_process(helper_sum, xs=(1, 2))
+    # seed 002's queue tutorial passes a range
+    assert _no_process(calls_helper, range(1, 6), mpgo.Queue())
+    assert _no_process(helper_sum, bytearray(b'ab'))
     assert _no_process(lambda: None)
     assert _leaf.starts_no_process(mpgo.Process())
 

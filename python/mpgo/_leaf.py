@@ -34,7 +34,8 @@ _STARTERS = frozenset((
     # imported in the target: what may start processes
     'mpgo', 'multiprocessing', 'concurrent', 'subprocess', 'importlib',
     'joblib', 'loky', 'pebble', 'dask', 'distributed', 'mpire'))
-_PLAIN = (int, float, complex, bool, str, bytes, type(None))
+_PLAIN = (int, float, complex, bool, str, bytes, bytearray, range, slice,
+          type(None))
 _DEPTH = 4
 _ITEMS = 64
 
