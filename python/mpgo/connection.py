@@ -30,7 +30,6 @@ import selectors
 import socket
 import struct
 import sys
-import tempfile
 import time
 import weakref
 
@@ -99,6 +98,9 @@ def arbitrary_address(family):
     if family == 'AF_INET':
         return ('localhost', 0)
     elif family == 'AF_UNIX':
+        # Imported here: tempfile (with shutil, random, bz2, lzma) costs
+        # ~5 ms, and every child that touches a Queue imports this module.
+        import tempfile
         return tempfile.mktemp(prefix='listener-', dir=util.get_temp_dir())
     else:
         raise ValueError('unrecognized family')

@@ -50,16 +50,20 @@ assert _HEADER.size == _consts.ZYGOTE_HEADER_SIZE
 assert _REPLY.size == _consts.ZYGOTE_REPLY_SIZE
 
 # What a child imports to run its spawn data, preloaded by the zygote.
-# (popen_spawn_posix: its _DupFd carries every fd a child is sent.)
+# (popen_spawn_posix: its _DupFd carries every fd a child is sent; the
+# spawn data holds a resource_tracker; connection, heap and queue are what
+# mpgo.queues, synchronize and sharedctypes import that needs no engine:
+# ~4 ms of every child that touches a Queue, Lock or Value.)
 _CHILD_MODULES = (b'mpgo.spawn', b'mpgo._forking', b'mpgo._alias', b'fcntl',
-                  b'mpgo.popen_spawn_posix')
+                  b'mpgo.popen_spawn_posix', b'mpgo.resource_tracker',
+                  b'mpgo.connection', b'mpgo.heap', b'queue')
 # ... and what many children need, imported once the zygote has been idle
 # for _IDLE_MS (an import holds up the requests that come meanwhile).
 # Not cloudpickle: it is big (its imports are), and children need it only
 # for classes of __main__. Not mpgo.managers either (17 ms, and a few MB in
 # the zygote and its spare): a child needs it for a proxy, and a parent that
 # has proxies imported it, which has the zygote import it (share_import).
-_LATER_MODULES = (b'mpgo.pool', b'mpgo.connection')
+_LATER_MODULES = (b'mpgo.pool',)
 _IDLE_MS = 20
 # Children a zygote forks before it keeps a spare: a spare saves a start
 # about 0.5 ms, but forking one costs a core about 1.5 ms, which a short
