@@ -43,8 +43,10 @@ from . import util
 from . import get_context
 from . import zygote as _zygote
 
-# A Manager's server is a child started as soon as this is imported.
+# A Manager's server is a child started as soon as this is imported; its
+# Listener's address needs tempfile (connection imports it only then).
 _zygote.share_import(__name__)
+_zygote.share_import('tempfile')
 try:
     from . import shared_memory
 except ImportError:
