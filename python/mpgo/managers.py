@@ -44,9 +44,11 @@ from . import get_context
 from . import zygote as _zygote
 
 # A Manager's server is a child started as soon as this is imported; its
-# Listener's address needs tempfile (connection imports it only then).
+# Listener's address needs tempfile (connection imports it only then), and
+# every connection to it hmac (~10 ms with OpenSSL's _hashlib).
 _zygote.share_import(__name__)
 _zygote.share_import('tempfile')
+_zygote.share_import('hmac')
 try:
     from . import shared_memory
 except ImportError:
