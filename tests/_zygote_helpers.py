@@ -34,6 +34,15 @@ def uses_queue(q):
     q.put(os.getpid())
 
 
+def frozen_and_collected(q):
+    '''Put how many objects this child got frozen (the zygote's), then how
+    many a full collection still finds.'''
+    import gc
+    q.put(gc.get_freeze_count())
+    gc.collect()
+    q.put(gc.get_freeze_count())
+
+
 def ppid_and_pid(_):
     return os.getppid(), os.getpid()
 

@@ -143,6 +143,16 @@ def test_go_is_loaded_only_where_used(ctx):
     assert '_pybind' not in _maps(zygote.zygote_pid())
 
 
+def test_what_a_child_inherits_is_frozen(ctx):
+    # A child's collections must not write the gc headers of the objects it
+    # shares with the zygote (the pages would be copied): they are frozen.
+    q = ctx.Queue()
+    p = _run(ctx, _zygote_helpers.frozen_and_collected, q)
+    assert p.exitcode == 0
+    before, after = q.get(timeout=10), q.get(timeout=10)
+    assert before > 10000 and after == before
+
+
 def test_stdout_goes_to_parents_current_stdout(tmp_path):
     script = write_script(tmp_path, 'main.py', '''
         import os, sys

@@ -946,6 +946,7 @@ def _make_clone(libc):
     '''Return a function that forks as os.fork() does, but with the child
     made a child of our parent (CLONE_PARENT).'''
     import ctypes
+    import gc
     api = ctypes.pythonapi
     syscall = libc.syscall
     syscall.restype = ctypes.c_long
@@ -953,6 +954,11 @@ def _make_clone(libc):
     flags = _CLONE_PARENT | signal.SIGCHLD
 
     def clone():
+        # Everything the zygote holds goes to the permanent generation
+        # first, so that no child's collection writes to it (the gc header
+        # of every object): a worker's first full collection dirtied ~6 MB
+        # of pages it shared with the zygote. See gc.freeze's docs.
+        gc.freeze()
         api.PyOS_BeforeFork()
         pid = syscall(_SYS_CLONE, flags, 0, 0, 0, 0)
         if pid == 0:
