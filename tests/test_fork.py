@@ -298,6 +298,45 @@ def test_dash_c(tmp_path, method):
         assert res.stdout == 'exitcode 0\ngot 42\n'
 
 
+# random's functions are methods of one Random instance, which a fork child
+# reseeds: every child draws its own numbers, none the parent's next ones,
+# whether its target goes by marshal (draw) or by cloudpickle (Box.draw).
+RANDOM = '''
+    import os
+    from random import random, randint
+    import multiprocessing as mp
+
+    class Box:
+        def __init__(self, q):
+            self.q = q
+
+        def draw(self):
+            self.q.put((random(), randint(0, 10 ** 9)))
+
+    def draw(q):
+        q.put((random(), randint(0, 10 ** 9)))
+
+    if __name__ == '__main__':
+        mp.set_start_method(os.environ['METHOD'])
+        q = mp.Queue()
+        ps = [mp.Process(target=draw, args=(q,)) for _ in range(3)]
+        ps += [mp.Process(target=Box(q).draw) for _ in range(3)]
+        for p in ps:
+            p.start()
+        for p in ps:
+            p.join()
+        got = [q.get(timeout=30) for _ in ps]
+        print('distinct', len(set(got + [(random(), randint(0, 10 ** 9))])))
+'''
+
+
+@pytest.mark.parametrize('method', METHODS)
+def test_children_draw_their_own_random_numbers(tmp_path, method):
+    res = _compare([_write(tmp_path / 'prog.py', RANDOM)], method,
+                   str(tmp_path))
+    assert res.stdout == 'distinct 7\n'
+
+
 def test_stdin_program(tmp_path):
     '''A program read from stdin (python - < prog) runs as under fork.'''
     code = textwrap.dedent(LAYOUT)

@@ -153,6 +153,25 @@ def _reduce_module(m):
     return importlib.import_module, (m.__name__,)
 
 
+def _reduce_module_method(obj):
+    '''For a method bound to an object that a module other than __main__
+    holds it under, as random's functions are (`from random import
+    random`): the child's own (reduce args), as a fork child's would be,
+    rather than a copy of the object it is bound to; else None. (A copy of
+    random's Random would give every child the parent's next numbers,
+    where a fork child reseeds.)'''
+    self = getattr(obj, '__self__', None)
+    name = getattr(obj, '__name__', None)
+    if self is None or isinstance(self, types.ModuleType) or \
+            type(name) is not str:
+        return None
+    modname = getattr(type(self), '__module__', None)
+    module = sys.modules.get(modname) if modname != '__main__' else None
+    if module is None or getattr(module, name, None) != obj:
+        return None
+    return getattr, (module, name)
+
+
 def _by_reference(obj):
     '''Whether pickle finds obj (a function or class) by its name.'''
     name = getattr(obj, '__qualname__', '')
@@ -340,6 +359,7 @@ def _fork_copies():
 
 
 _FORK_COPIES = _fork_copies()
+_METHOD_TYPES = (types.MethodType, types.BuiltinMethodType)
 
 
 def _copies_anything():
@@ -379,6 +399,10 @@ def _make_light_class():
             elif t is types.ModuleType:
                 if sys.modules.get(obj.__name__) is obj:
                     return _reduce_module(obj)
+            elif t in _METHOD_TYPES:
+                rv = _reduce_module_method(obj)
+                if rv is not None:
+                    return rv
             elif isinstance(obj, type) and obj.__module__ == '__main__':
                 raise _ByValue(obj)
             elif t in _FORK_COPIES and self.copies:
@@ -418,6 +442,10 @@ def _make_pickler_class():
                 self.globals_ref[id(main.__dict__)] = _MAIN_GLOBALS
 
         def reducer_override(self, obj):
+            if type(obj) in _METHOD_TYPES:
+                rv = _reduce_module_method(obj)
+                if rv is not None:
+                    return rv
             rv = super().reducer_override(obj)
             if type(rv) is tuple and len(rv) == 6 and rv[5] in setters and \
                     getattr(obj, '__module__', None) == '__main__':
