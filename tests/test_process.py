@@ -769,6 +769,26 @@ def test_import_is_lazy_and_never_loads_stdlib_multiprocessing(tmp_path):
     assert res.stdout == 'ok\n'
 
 
+def test_a_program_that_starts_nothing_imports_no_more_than_it_needs(tmp_path):
+    # What `import multiprocessing` under `python -m mpgo` costs: no engine,
+    # and not mpgo.util (its import and atexit hook are for programs that
+    # start processes; the zygote has it for its children).
+    script = tmp_path / 'prog.py'
+    script.write_text(textwrap.dedent('''
+        import sys
+        import multiprocessing
+        from mpgo import zygote
+        assert zygote.zygote_pid(), 'no zygote'
+        print(sorted(m for m in ('mpgo.util', 'mpgo._engine', 'mpgo.pool',
+                                 'mpgo.managers', 'cloudpickle', 'inspect')
+                     if m in sys.modules))
+    '''))
+    res = run_python(['-m', 'mpgo', str(script)], cwd=str(tmp_path),
+                     env=env_with_tests())
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == '[]\n'
+
+
 def test_child_never_loads_stdlib_multiprocessing(tmp_path):
     path = str(tmp_path / 'r')
     p = _run(_helpers.record_modules, path)

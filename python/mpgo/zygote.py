@@ -569,8 +569,13 @@ def before_engine():
 
 
 def _fork(in_import=()):
-    from . import util
-    util._flush_std_streams()
+    # Not util._flush_std_streams: a program that starts no process never
+    # needs mpgo.util (and its atexit hook), and the zygote imports it.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, ValueError):
+            pass
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX,
                                                 socket.SOCK_SEQPACKET)
     spares = _new_spares_area()
