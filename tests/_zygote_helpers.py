@@ -47,6 +47,12 @@ def ppid_and_pid(_):
     return os.getppid(), os.getpid()
 
 
+def record_cmdline(path):
+    from _helpers import write_result
+    with open('/proc/self/cmdline', 'rb') as f:
+        write_result(path, f.read())
+
+
 def record_has_module(path, name):
     from _helpers import write_result
     write_result(path, name in sys.modules)

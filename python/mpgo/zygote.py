@@ -688,6 +688,11 @@ def _serve(sock, parent_pid, spares=None):
         return 0
     # Ctrl-C is for the parent and its children (they restore this).
     handlers = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN)}
+    # Not the command line of the process we serve (see _proctitle); the
+    # children, and a spare once it is one, put that back.
+    global _cmdline
+    from . import _proctitle
+    _cmdline = _proctitle.replace()
     # stdio on /dev/null: a zygote must not hold a pipe somebody reads to
     # its end. Every child gets the parent's current ones.
     null = os.open(os.devnull, os.O_RDWR)
@@ -982,6 +987,8 @@ def _child(sock, fds, env_block, flags, parent_pid, handlers, libc):
     spawn data on fd 3. Never returns.'''
     code = 1
     try:
+        from . import _proctitle
+        _proctitle.restore(_cmdline)
         sock.close()
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
@@ -1020,6 +1027,10 @@ def _child(sock, fds, env_block, flags, parent_pid, handlers, libc):
             pass
         os._exit(code)
 
+
+# What _proctitle needs to give a child back the command line of the
+# process the zygote serves.
+_cmdline = None
 
 # Whether a forked child runs the exit handlers registered in it, as
 # CPython's fork and forkserver children do from 3.13 on (gh-83856).
