@@ -15,6 +15,8 @@ also takes the environment's space, which would mean moving environ).
 import ctypes
 import os
 
+__all__ = ['replace', 'restore']
+
 TITLE = 'mpgo.zygote multiprocessing.forkserver'
 
 
