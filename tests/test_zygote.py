@@ -389,6 +389,19 @@ def test_killed_zygote_is_replaced(ctx):
     assert zygote.zygote_pid() not in (None, old)
 
 
+def test_forkservers_server_is_the_zygote():
+    # CPython's own tests reach for it: multiprocessing.forkserver._forkserver
+    from mpgo.forkserver import _forkserver
+    ctx = mpgo.get_context('forkserver')
+    _forkserver.ensure_running()
+    pid = _forkserver._forkserver_pid
+    assert pid == zygote.zygote_pid() and _helpers.pid_alive(pid)
+    os.kill(pid, signal.SIGKILL)
+    assert wait_pid_gone(pid, 10)
+    assert _run(ctx, _helpers.exit_with, 3).exitcode == 3
+    assert _forkserver._forkserver_pid not in (None, pid)
+
+
 def test_pool_through_zygote(ctx):
     with ctx.Pool(2) as pool:
         pids = pool.map(_zygote_helpers.ppid_and_pid, range(8))
