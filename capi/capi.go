@@ -9,6 +9,7 @@ package main
 
 /*
 #cgo CFLAGS: -Wall -Wextra -Werror
+#cgo LDFLAGS: -Wl,--wrap=pthread_create
 #include <stdlib.h>
 void mpgo_set_error(int err, const char *msg, size_t n);
 */

@@ -2,7 +2,8 @@
 //
 // A child forked from a process running the Go runtime hangs as soon as it
 // enters Go (golang/go#15538), so every public entry point checks a flag set
-// by a pthread_atfork child handler before it calls into Go.
+// by a pthread_atfork child handler before it calls into Go, and then starts
+// the Go runtime if it has not started yet (lazy.c).
 #include <pthread.h>
 #include <string.h>
 #include "include/mpgo.h"
@@ -51,6 +52,7 @@ int mpgo_errmsg(char *buf, size_t len) {
 			mpgo_set_error(0, m, sizeof m - 1);                  \
 			return MPGO_EFORKED;                                 \
 		}                                                            \
+		mpgo_start();                                                \
 	} while (0)
 
 const char *mpgo_version(void) { return "0.1.0"; }
@@ -78,6 +80,7 @@ int mpgo_process_release(int64_t handle) {
 
 int mpgo_live_handles(void) {
 	if (forked_flag) return MPGO_EFORKED;
+	mpgo_start();
 	return goLiveHandles();
 }
 

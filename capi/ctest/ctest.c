@@ -1,5 +1,6 @@
 /* ctest.c: exercises libmpgo.so through mpgo.h only. Exits non-zero on the
  * first failure. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -131,7 +132,31 @@ static void test_fork_guard(void) {
 	CHECK(!mpgo_forked(), "parent not marked forked");
 }
 
+static int threads(void) {
+	int n = 0;
+	DIR *d = opendir("/proc/self/task");
+	if (!d) return -1;
+	for (struct dirent *e; (e = readdir(d));)
+		if (e->d_name[0] != '.') n++;
+	closedir(d);
+	return n;
+}
+
+/* Loading the library starts no Go runtime (capi/lazy.c): the first call
+ * that enters Go does, and a second mpgo_start is harmless. */
+static void test_lazy_start(void) {
+	CHECK(!mpgo_started() && threads() == 1,
+	      "runtime started before any call into Go: %d threads", threads());
+	CHECK(mpgo_forked() == 0 && mpgo_version() && !mpgo_started(),
+	      "calls that never enter Go started the runtime");
+	CHECK(mpgo_live_handles() == 0, "first call into Go");
+	CHECK(mpgo_started() && threads() > 1, "runtime not started by a call into Go");
+	mpgo_start();
+	CHECK(mpgo_started(), "mpgo_start after the start");
+}
+
 int main(void) {
+	test_lazy_start();
 	test_process();
 	test_arena_and_locks();
 	test_queue();

@@ -36,6 +36,15 @@ int mpgo_forked(void);
 /* mpgo_forked_flag is what mpgo_forked returns, for inline checks. */
 extern volatile int mpgo_forked_flag;
 
+/* mpgo_start starts the Go runtime if it has not started: loading the
+ * library does not start it, the first call that enters Go does. Calling it
+ * early lets the runtime's set-up (about 2 ms) overlap other work. */
+void mpgo_start(void);
+
+/* mpgo_started reports whether the Go runtime has been started (1) or not
+ * (0). It never enters Go. */
+int mpgo_started(void);
+
 /* mpgo_errmsg copies the calling thread's last error message into buf
  * (NUL-terminated, truncated to len) and returns its full length. */
 int mpgo_errmsg(char *buf, size_t len);

@@ -39,7 +39,24 @@ static PyObject *fast_forked(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(unus
 	return PyBool_FromLong(mpgo_forked());
 }
 
+static PyObject *fast_start(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(unused)) {
+	if (mpgo_forked()) {
+		PyErr_SetString(PyExc_RuntimeError, "mpgo engine used after fork");
+		return NULL;
+	}
+	mpgo_start();
+	Py_RETURN_NONE;
+}
+
+static PyObject *fast_started(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(unused)) {
+	return PyBool_FromLong(mpgo_started());
+}
+
 static PyMethodDef fast_methods[] = {
+	{"start", fast_start, METH_NOARGS,
+	 "start(): start the Go runtime now, if it has not started (capi/lazy.c)."},
+	{"started", fast_started, METH_NOARGS,
+	 "started() -> bool: the Go runtime has been started in this process."},
 	{"forked", fast_forked, METH_NOARGS,
 	 "forked() -> bool: this process was forked from one running Go."},
 	{"set_errors", fast_set_errors, METH_O,
