@@ -27,20 +27,51 @@ def _engine():
 
 
 class _Arena:
-    """One arena mapped in this process."""
+    """One arena mapped in this process. handle is the engine's, or None for
+    an arena mapped without it (_map_attached)."""
 
     __slots__ = ("handle", "size", "map", "ino", "fd", "__weakref__")
 
-    def __init__(self, handle):
-        e = _engine()
+    def __init__(self, handle, fd=None, size=None):
         self.handle = handle
-        self.size = e.call("ArenaSize", handle)
-        self.fd = fd = e.call("ArenaFD", handle)
+        if handle is not None:
+            e = _engine()
+            size = e.call("ArenaSize", handle)
+            fd = e.call("ArenaFD", handle)
+        self.size = size
+        self.fd = fd
         self.ino = os.fstat(fd).st_ino
-        self.map = mmap.mmap(fd, self.size)
+        self.map = mmap.mmap(fd, size)
 
     def ref(self):
+        if self.handle is None:
+            # What core/shm's Segment.Ref gives for it: pid:fd:size.
+            return "%d:%d:%d" % (os.getpid(), self.fd, self.size)
         return _engine().call("ArenaRef", self.handle)
+
+
+def _map_attached(ref, ino):
+    """Map the arena ref names without entering Go, or return None.
+
+    A child that only uses Values and Locks its parent made needs nothing of
+    the engine but this mapping (their fast paths are in C), and entering Go
+    would start the Go runtime in it (capi/lazy.c). Only the plain case is
+    done here: the memfd of the inode pickled, of the size named. Anything
+    else goes to the engine's attach, which explains it."""
+    pid, fd, size = (int(f) for f in ref.split(":"))
+    try:
+        fd = os.open("/proc/%d/fd/%d" % (pid, fd), os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if st.st_ino != ino or not 0 < size <= st.st_size:
+            os.close(fd)
+            return None
+        return _Arena(None, fd, size)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _new_arena(size):
@@ -64,6 +95,10 @@ def _attach_ref(ref, ino):
         old = _by_ino.get(ino)
         if old is not None:
             return old
+        a = _map_attached(ref, ino)
+        if a is not None:
+            _by_ino[a.ino] = a
+            return a
         e = _engine()
         h = e.call("ArenaAttach", ref)
         a = _Arena(h)
