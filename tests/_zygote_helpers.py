@@ -81,3 +81,19 @@ def bump_and_start(v):
     p.start()
     p.join()
     sys.exit(p.exitcode)
+
+
+def idle_then_record_has_module(path, name):
+    '''Forget the module name (inherited, as this child's zygote would
+    be), start a child (this process gets a zygote of its own), stay idle
+    long enough for a zygote's idle imports, then have a second child
+    record whether it has the module.'''
+    sys.modules.pop(name, None)
+    p = mpgo.Process(target=print, args=('',))
+    p.start()
+    p.join()
+    import time
+    time.sleep(0.5)
+    p = mpgo.Process(target=record_has_module, args=(path, name))
+    p.start()
+    p.join()

@@ -320,6 +320,20 @@ def test_spare_imports_what_the_zygote_imports(ctx, tmp_path, name):
     assert read_result(path) is True
 
 
+def test_only_the_main_processs_zygote_imports_when_idle(ctx, tmp_path):
+    '''The main process's zygote imports mpgo.pool once idle, for the
+    children to come; a child's zygote does not: its idle time is the
+    program's busy time.'''
+    path = str(tmp_path / 'r')
+    _run(ctx, print, '')
+    time.sleep(0.5)     # idle: the zygote imports mpgo.pool
+    _run(ctx, _zygote_helpers.record_has_module, path, 'mpgo.pool')
+    assert read_result(path) is True
+    p = _run(ctx, _zygote_helpers.idle_then_record_has_module, path, 'mpgo.pool')
+    assert p.exitcode == 0
+    assert read_result(path) is False
+
+
 def test_zygote_never_forks_for_an_engine_module(tmp_path):
     # Modules that need the engine at import are synced to the zygote too,
     # and refused there; refusing them must not leave the zygote with a

@@ -580,6 +580,11 @@ def _fork(in_import=()):
                                                 socket.SOCK_SEQPACKET)
     spares = _new_spares_area()
     parent = os.getpid()
+    # A child's zygote serves a process that is itself one of a program's
+    # workers: its idle time is the program's busy time, which imports
+    # for children it will most likely never have would take cores from.
+    from . import process
+    later = process.parent_process() is None
     pid = os.fork()
     if pid == 0:
         global _lock
@@ -589,7 +594,7 @@ def _fork(in_import=()):
         try:
             parent_sock.close()
             _finish_imports(in_import)
-            code = _serve(child_sock, parent, spares)
+            code = _serve(child_sock, parent, spares, later)
         finally:
             os._exit(code)
     child_sock.close()
@@ -676,9 +681,10 @@ def main():
     os._exit(_serve(sock, os.getppid(), spares))
 
 
-def _serve(sock, parent_pid, spares=None):
+def _serve(sock, parent_pid, spares=None, later=True):
     '''Serve requests on sock until end-of-file; return the exit code.
-    spares, an fd on the spares area (_SPARES), lets it keep a spare.'''
+    spares, an fd on the spares area (_SPARES), lets it keep a spare;
+    later, whether it imports _LATER_MODULES when idle.'''
     import ctypes
     import fcntl  # noqa: F401 -- for the children
     # Die with the process we serve. If it died before prctl, it is gone.
@@ -712,7 +718,7 @@ def _serve(sock, parent_pid, spares=None):
     import select
     if not _import_all(b'\0'.join(_CHILD_MODULES)):
         return 0
-    later = list(_LATER_MODULES)
+    later = list(_LATER_MODULES) if later else []
     idle = []   # blocks of ZYGOTE_WHEN_IDLE imports
     poller = select.poll()
     poller.register(sock.fileno(), select.POLLIN)
