@@ -516,8 +516,8 @@ def main_server():
     import os
     if _server is not None and _server[1] == os.getpid():
         return _server[0]
+    import _thread
     import socket
-    import threading
     from . import process
     address = '\0mpgo-main-%d-%s' % (os.getpid(), os.urandom(8).hex())
     # A bare socket, and mpgo.connection (with its authentication) only
@@ -526,8 +526,11 @@ def main_server():
     sock.bind(address)
     sock.listen(64)
     authkey = bytes(process.current_process().authkey)
-    threading.Thread(target=_serve_main, args=(sock, authkey), daemon=True,
-                     name='mpgo-main-objects').start()
+    # A bare thread: threading.Thread.start() waits until the thread runs,
+    # which held up a program's first start() by up to a millisecond, and
+    # nothing needs it to run before a child connects (the socket queues).
+    # It never ends, as a daemon thread would not.
+    _thread.start_new_thread(_serve_main, (sock, authkey))
     _server = (address, os.getpid())
     return address
 
