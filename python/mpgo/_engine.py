@@ -59,9 +59,7 @@ class _NotStarted:
     itself, in its C ABI entry points."""
 
     def __getattr__(self, name):
-        global _g
-        fast.start()
-        _g = _pybind
+        start()
         return getattr(_pybind, name)
 
 
