@@ -43,12 +43,10 @@ from . import util
 from . import get_context
 from . import zygote as _zygote
 
-# A Manager's server is a child started as soon as this is imported; its
-# Listener's address needs tempfile (connection imports it only then), and
-# every connection to it hmac (~10 ms with OpenSSL's _hashlib).
+# A Manager's server is a child started as soon as this is imported. (Not
+# tempfile: BaseManager.start picks the server's address itself. The hmac
+# of every connection's handshake comes after, see there.)
 _zygote.share_import(__name__)
-_zygote.share_import('tempfile')
-_zygote.share_import('hmac')
 try:
     from . import shared_memory
 except ImportError:
@@ -610,15 +608,30 @@ class BaseManager(object):
         reader = connection.Connection(r, writable=False)
         writer = connection.Connection(w, readable=False)
 
+        # The address the server's Listener would pick, picked here: in the
+        # time the zygote takes to be ready for the server, and so that the
+        # server does not wait for tempfile (~5 ms). It is in this process's
+        # temporary directory, which the server shares (its _config).
+        address = self._address
+        if address is None:
+            address = connection.arbitrary_address(connection.default_family)
+
         # spawn process which runs a server
         self._process = self._ctx.Process(
             target=type(self)._run_server,
-            args=(self._registry, self._address, self._authkey,
+            args=(self._registry, address, self._authkey,
                   self._serializer, writer, initializer, initargs),
             )
         ident = ':'.join(str(i) for i in self._process._identity)
         self._process.name = type(self).__name__  + '-' + ident
         self._process.start()
+
+        # Every connection's handshake needs hmac (~4 ms with OpenSSL's
+        # _hashlib), on both sides, one after the other: imported while the
+        # server starts, here and in the server, and by the zygote once it
+        # has forked the server, for the children that will use proxies.
+        _zygote.share_import('hmac')
+        import hmac  # noqa: F401
 
         # get address of server
         writer.close()
@@ -652,6 +665,8 @@ class BaseManager(object):
         # inform parent process of the server's address
         writer.send(server.address)
         writer.close()
+        # Before the first connection's handshake needs it (see start).
+        import hmac  # noqa: F401
 
         # run the manager, until the parent that started it exits
         parent = process.parent_process()
