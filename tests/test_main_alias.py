@@ -150,6 +150,32 @@ def test_python_m_mpgo_dash_c(tmp_path):
 #
 
 
+def test_python_m_mpgo_collects_the_programs_cycles(tmp_path):
+    # python -m mpgo freezes what exists before the program runs (gc.freeze,
+    # before it forks the zygote): never the program's own objects, which
+    # the collector sees and collects, at run time and at exit, as always.
+    write_script(tmp_path, 'script.py', '''
+        import gc, sys, weakref
+
+        class Node:
+            def __init__(self, name):
+                self.name, self.me = name, self
+            def __del__(self):
+                sys.stdout.write('del %s\\n' % self.name)
+
+        n = Node('now')
+        dead = weakref.ref(n)
+        print(any(o is n for o in gc.get_objects()))
+        del n
+        gc.collect()
+        print(dead() is None)
+        kept = Node('at-exit')
+    ''')
+    res = run_python(['-m', 'mpgo', 'script.py'], cwd=str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == 'True\ndel now\nTrue\ndel at-exit\n'
+
+
 def test_alias_maps_every_submodule(tmp_path):
     code = textwrap.dedent('''
         import importlib, pkgutil, sys

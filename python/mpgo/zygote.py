@@ -32,6 +32,7 @@ Module name from CPython's multiprocessing.forkserver's role (the zygote is
 what mpgo's 'fork' and 'forkserver' start methods both use).
 """
 
+import gc
 import os
 import signal
 import socket
@@ -525,17 +526,20 @@ def _can_fork():
             _single_threaded())
 
 
-def fork_early(in_import=()):
+def fork_early(in_import=(), freeze=False):
     '''Fork this process's zygote now if that is safe (see _can_fork), so
     that it is small and shares this process's pages; called at start-up
     when the default start method uses it. in_import names the modules
     being imported that are complete nonetheless (mpgo, at the end of its
-    __init__).'''
+    __init__). With freeze, this process's objects go to the garbage
+    collector's permanent generation first (gc.freeze).'''
     global _zygote
     if _zygote is not None or not _can_fork():
         return
     with _lock:
         if _zygote is None:
+            if freeze:
+                gc.freeze()
             _zygote = _fork(in_import)
 
 
