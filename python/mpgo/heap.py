@@ -32,7 +32,7 @@ class _Arena:
 
     __slots__ = ("handle", "size", "map", "ino", "fd", "__weakref__")
 
-    def __init__(self, handle, fd=None, size=None):
+    def __init__(self, handle, fd=None, size=None, ino=None):
         self.handle = handle
         if handle is not None:
             e = _engine()
@@ -40,7 +40,7 @@ class _Arena:
             fd = e.call("ArenaFD", handle)
         self.size = size
         self.fd = fd
-        self.ino = os.fstat(fd).st_ino
+        self.ino = os.fstat(fd).st_ino if ino is None else ino
         self.map = mmap.mmap(fd, size)
 
     def ref(self):
@@ -68,7 +68,7 @@ def _map_attached(ref, ino):
         if st.st_ino != ino or not 0 < size <= st.st_size:
             os.close(fd)
             return None
-        return _Arena(None, fd, size)
+        return _Arena(None, fd, size, ino)
     except BaseException:
         os.close(fd)
         raise
