@@ -40,10 +40,7 @@ static PyObject *fast_forked(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(unus
 }
 
 static PyObject *fast_start(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(unused)) {
-	if (mpgo_forked()) {
-		PyErr_SetString(PyExc_RuntimeError, "mpgo engine used after fork");
-		return NULL;
-	}
+	if (check_forked() < 0) return NULL;
 	mpgo_start();
 	Py_RETURN_NONE;
 }
