@@ -966,7 +966,6 @@ def _make_clone(libc):
     '''Return a function that forks as os.fork() does, but with the child
     made a child of our parent (CLONE_PARENT).'''
     import ctypes
-    import gc
     api = ctypes.pythonapi
     syscall = libc.syscall
     syscall.restype = ctypes.c_long
