@@ -54,10 +54,13 @@ assert _REPLY.size == _consts.ZYGOTE_REPLY_SIZE
 # (popen_spawn_posix: its _DupFd carries every fd a child is sent; the
 # spawn data holds a resource_tracker; connection, heap and queue are what
 # mpgo.queues, synchronize and sharedctypes import that needs no engine:
-# ~4 ms of every child that touches a Queue, Lock or Value.)
+# ~4 ms of every child that touches a Queue, Lock or Value; popen_fork and
+# _leaf are what a child's own start() imports, and _errors the engine's
+# door: ~1 ms of each of seed 000's two children that start children.)
 _CHILD_MODULES = (b'mpgo.spawn', b'mpgo._forking', b'mpgo._alias', b'fcntl',
                   b'mpgo.popen_spawn_posix', b'mpgo.resource_tracker',
-                  b'mpgo.connection', b'mpgo.heap', b'queue')
+                  b'mpgo.connection', b'mpgo.heap', b'queue',
+                  b'mpgo.popen_fork', b'mpgo._leaf', b'mpgo._errors')
 # ... and what many children need, imported once the zygote has been idle
 # for _IDLE_MS (an import holds up the requests that come meanwhile).
 # Not cloudpickle: it is big (its imports are), and children need it only
