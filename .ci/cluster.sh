@@ -31,6 +31,12 @@ cluster_start() {
 cluster_stop() {
     if [ -n "$_cluster_supervisor" ]; then
         kill -TERM "$_cluster_supervisor" 2>/dev/null || true
+        # It goes last, once its resource trackers have unlinked what they
+        # tracked (tests/_cluster.py): nothing of it outlives this.
+        for _ in $(seq 100); do
+            kill -0 "$_cluster_supervisor" 2>/dev/null || break
+            sleep 0.1
+        done
         _cluster_supervisor=
     fi
     unset MPGO_TEST_CLUSTER
