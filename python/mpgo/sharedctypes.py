@@ -149,26 +149,31 @@ def make_property(name):
     try:
         return prop_cache[name]
     except KeyError:
-        d = {}
-        exec(template % ((name,)*7), d)
-        prop_cache[name] = d[name]
-        return d[name]
+        prop_cache[name] = prop = _locked_property(name)
+        return prop
 
-template = '''
-def get%s(self):
-    self.acquire()
-    try:
-        return self._obj.%s
-    finally:
-        self.release()
-def set%s(self, value):
-    self.acquire()
-    try:
-        self._obj.%s = value
-    finally:
-        self.release()
-%s = property(get%s, set%s)
-'''
+
+def _locked_property(name):
+    # CPython exec()s a template per name; closures do the same without a
+    # compile in every child that imports this (SynchronizedString's two).
+    def get(self):
+        self.acquire()
+        try:
+            return getattr(self._obj, name)
+        finally:
+            self.release()
+
+    def set(self, value):
+        self.acquire()
+        try:
+            setattr(self._obj, name, value)
+        finally:
+            self.release()
+
+    get.__name__ = get.__qualname__ = 'get' + name
+    set.__name__ = set.__qualname__ = 'set' + name
+    return property(get, set)
+
 
 prop_cache = {}
 class_cache = weakref.WeakKeyDictionary()
