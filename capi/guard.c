@@ -3,7 +3,9 @@
 // A child forked from a process running the Go runtime hangs as soon as it
 // enters Go (golang/go#15538), so every public entry point checks a flag set
 // by a pthread_atfork child handler before it calls into Go, and then starts
-// the Go runtime if it has not started yet (lazy.c).
+// the Go runtime if it has not started yet (lazy.c). A child forked before
+// the runtime started is not flagged: it starts its own, as a process that
+// has just loaded the library would.
 #include <pthread.h>
 #include <string.h>
 #include "include/mpgo.h"
@@ -13,7 +15,9 @@
 volatile int mpgo_forked_flag;
 #define forked_flag mpgo_forked_flag
 
-static void on_fork_child(void) { forked_flag = 1; }
+static void on_fork_child(void) {
+	if (mpgo_started()) forked_flag = 1;
+}
 
 __attribute__((constructor)) static void mpgo_guard_init(void) {
 	pthread_atfork(NULL, NULL, on_fork_child);

@@ -71,6 +71,16 @@ void mpgo_start(void) {
 	pthread_mutex_unlock(&start_mu);
 }
 
+/* A fork waits for a start under way to finish: the child then sees either
+ * a runtime never started, which it may start itself as a fresh process
+ * would, or one started, which the fork guard (guard.c) refuses. */
+static void start_lock(void) { pthread_mutex_lock(&start_mu); }
+static void start_unlock(void) { pthread_mutex_unlock(&start_mu); }
+
+__attribute__((constructor)) static void mpgo_lazy_init(void) {
+	pthread_atfork(start_lock, start_unlock, start_unlock);
+}
+
 int mpgo_started(void) {
 	return __atomic_load_n(&state, __ATOMIC_ACQUIRE) == STARTED;
 }

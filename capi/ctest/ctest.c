@@ -142,6 +142,21 @@ static int threads(void) {
 	return n;
 }
 
+/* A child forked before the runtime started is no forked child to the
+ * guard: its first call into Go starts a runtime of its own. */
+static void test_fork_before_start(void) {
+	pid_t pid = fork();
+	if (pid == 0) {
+		int ok = !mpgo_forked() && !mpgo_started() &&
+		         mpgo_live_handles() == 0 && mpgo_started() && !mpgo_forked();
+		_exit(ok ? 0 : 1);
+	}
+	int status;
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "a child forked before the start could not start its runtime");
+}
+
 /* Loading the library starts no Go runtime (capi/lazy.c): the first call
  * that enters Go does, and a second mpgo_start is harmless. */
 static void test_lazy_start(void) {
@@ -156,6 +171,7 @@ static void test_lazy_start(void) {
 }
 
 int main(void) {
+	test_fork_before_start();
 	test_lazy_start();
 	test_process();
 	test_arena_and_locks();

@@ -6,8 +6,9 @@ hand-written fast paths ``_fast`` come from the same file, so a process never
 holds two Go runtimes.
 
 A child forked from a process running Go would hang on its first call into
-Go, so after os.fork() every entry point here raises RuntimeError instead
-(the C fast paths check a pthread_atfork flag for the same reason).
+Go, so after an os.fork() of a process that has started Go every entry point
+here raises RuntimeError instead (the C fast paths check a pthread_atfork
+flag for the same reason); a child forked before starts its own runtime.
 """
 import importlib.machinery
 import importlib.util
@@ -111,8 +112,11 @@ class _Forked:
 
 
 def _after_fork_in_child():
+    # Only once Go has started: a child forked before starts its own (as
+    # the C fork guard lets it, capi/guard.c).
     global _g, fast
-    _g = fast = _Forked()
+    if isinstance(fast, _Forked) or fast.started():
+        _g = fast = _Forked()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
