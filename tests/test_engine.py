@@ -83,6 +83,7 @@ def test_stale_handle_is_a_clear_error():
 # Forking a process that runs Go's threads is the point (3.12+ warns).
 @pytest.mark.filterwarnings('ignore:This process .* is multi-threaded:DeprecationWarning')
 def test_fork_guard_raises_instead_of_hanging():
+    _engine.start()    # the guard is for children of a process running Go
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:

@@ -569,3 +569,109 @@ def test_fork_copies_locks_and_files(tmp_path):
     assert res.stdout.splitlines() == [
         '0', str([(True, True, 'w')] * 4),
         str(['w%d' % i for i in range(5)])]
+
+
+# Objects no pickle carries but a fork does (another library's objects that
+# travel by inheritance only, a generator), in a program that makes no
+# Queue, Lock or Value: mpgo forks for real, as CPython does.
+INHERITED_ONLY = '''
+    import multiprocessing as mp
+    import sys
+
+    class OnlyInherited:
+        def __init__(self):
+            self.value = 42
+        def __reduce__(self):
+            raise RuntimeError('OnlyInherited objects should only be shared '
+                               'between processes through inheritance')
+
+    def numbers():
+        yield from range(5)
+
+    def work(obj, gen):
+        print('child', obj.value, sum(gen))
+
+    if __name__ == '__main__':
+        if sys.argv[1:] == ['engine']:
+            q = mp.Queue()
+        p = mp.get_context('fork').Process(target=work,
+                                           args=(OnlyInherited(), numbers()))
+        try:
+            p.start()
+        except RuntimeError as e:
+            print('refused:', e)
+            for note in getattr(e, '__notes__', []):
+                print('note:', note)
+        else:
+            p.join()
+            print('exitcode', p.exitcode)
+'''
+
+
+def test_fork_for_real_what_cannot_be_pickled(tmp_path):
+    prog = _write(tmp_path / 'inherited.py', INHERITED_ONLY)
+    res = _compare([prog], 'fork', str(tmp_path))
+    assert res.stdout.splitlines() == ['child 42 10', 'exitcode 0']
+
+
+def test_no_real_fork_once_go_runs(tmp_path):
+    # Once this process has started Go, a fork would hang in the child: the
+    # pickling error stands, and says why there is no real fork.
+    prog = _write(tmp_path / 'inherited.py', INHERITED_ONLY)
+    res = _run(['-m', 'mpgo', prog, 'engine'], 'fork', str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith('refused: OnlyInherited objects'), lines
+    if sys.version_info >= (3, 11):
+        assert 'has not started its Go engine' in lines[1], lines
+
+
+# A child that has loaded the engine but never entered Go (it only read a
+# Value) forks for real, and its own child then uses the engine: the fork
+# guard stops only children of processes that started Go.
+FORKED_BEFORE_GO = '''
+    import multiprocessing as mp
+    import os
+
+    class OnlyInherited:
+        def __reduce__(self):
+            raise RuntimeError('only through inheritance')
+
+    def grandchild(obj):
+        q = mp.Queue()
+        q.put('grandchild queue')
+        print(q.get(timeout=30), flush=True)
+
+    def child(v):
+        from mpgo import _engine
+        print('child read', v.value, 'go started', _engine.fast.started(),
+              flush=True)
+        p = mp.Process(target=grandchild, args=(OnlyInherited(),))
+        p.start()
+        p.join()
+        print('grandchild exitcode', p.exitcode, flush=True)
+        pid = os.fork()
+        if pid == 0:
+            q = mp.SimpleQueue()
+            q.put('os.fork child queue')
+            print(q.get(), flush=True)
+            os._exit(0)
+        os.waitpid(pid, 0)
+
+    if __name__ == '__main__':
+        v = mp.Value('i', 7)
+        p = mp.get_context('fork').Process(target=child, args=(v,))
+        p.start()
+        p.join()
+        print('exitcode', p.exitcode)
+'''
+
+
+def test_child_forked_before_go_starts_its_own(tmp_path):
+    prog = _write(tmp_path / 'before_go.py', FORKED_BEFORE_GO)
+    res = _run(['-m', 'mpgo', prog], 'fork', str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == [
+        'child read 7 go started False', 'grandchild queue',
+        'grandchild exitcode 0', 'os.fork child queue', 'exitcode 0'], \
+        res.stdout + res.stderr

@@ -35,6 +35,19 @@ from . import zygote
 __all__ = ['Popen']
 
 
+def _engine_started():
+    '''Whether this process has started the Go runtime (or was forked from
+    one that had), which it must then never fork.'''
+    import sys
+    engine = sys.modules.get(__package__ + '._engine')
+    if engine is None:
+        return False    # its one door: nothing loaded the engine
+    try:
+        return engine.fast.started()
+    except RuntimeError:
+        return True     # forked from a process that runs Go
+
+
 class Popen(popen_spawn_posix.Popen):
     method = 'fork'
     # Whether the child gets fork's semantics (else spawn's).
@@ -74,7 +87,28 @@ class Popen(popen_spawn_posix.Popen):
             self._via_zygote = False
             return super()._launch(process_obj)
         zygote.prepare()
-        data = self._dump(process_obj).getbuffer()
+        try:
+            data = self._dump(process_obj).getbuffer()
+        except Exception as e:
+            # What cannot be sent (a threading.Lock, an open file, another
+            # library's object that only travels by inheritance) a real
+            # fork carries: fork for real then, as CPython does, if this
+            # process has never started Go.
+            if not self._fork_semantics:
+                raise
+            if _engine_started():
+                if hasattr(e, 'add_note'):
+                    e.add_note(
+                        "mpgo: a 'fork' child gets its Process object, target "
+                        "and arguments by value, and this could not be "
+                        "pickled. mpgo forks for real only a process that has "
+                        "not started its Go engine; this one has (it made a "
+                        "Queue, Lock, Value or Pool).")
+                raise
+            util.debug('mpgo: forking for real, since the child cannot be '
+                       'sent by value: %r' % (e,))
+            del self._fds[spawn._CHILD_PIPE_FD + 1:]
+            return self._fork(process_obj)
         self._request = (list(self._fds), process_obj.daemon, data)
         try:
             self._send()
@@ -86,6 +120,30 @@ class Popen(popen_spawn_posix.Popen):
             raise
         # For the next children, once this one has its data.
         zygote.sync_modules()
+
+    def _fork(self, process_obj):
+        '''Start the child with os.fork(), as CPython's popen_fork does;
+        the pidfd-based poll(), wait() and signals below serve it as they
+        serve a zygote's child.'''
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                if zygote._RUN_CHILD_ATEXIT:
+                    import atexit
+                    atexit._clear()
+                    atexit.register(util._exit_function)
+                code = process_obj._bootstrap(
+                    parent_sentinel=spawn._open_parent_sentinel(parent))
+            finally:
+                if zygote._RUN_CHILD_ATEXIT:
+                    import atexit
+                    atexit._run_exitfuncs()
+                os._exit(code)
+        self.pid = pid
+        self.sentinel = os.pidfd_open(pid)
+        self.finalizer = util.Finalize(self, util.close_fds, (self.sentinel,))
 
     def _send(self):
         '''Ask the zygote for the child and fill its pipe with its data, as
