@@ -372,25 +372,45 @@ _sent = set()      # names the zygote has or was asked to import
 
 
 def sync_modules():
-    '''Have the zygote import the modules of the standard library that
-    this process imported since the zygote was forked, so that later
-    children have them as a fork child would (a Manager's proxies need hmac
-    and hashlib, say). Modules of other packages are left to the children
-    that need them: their import might start threads, which would leave
-    the zygote unable to fork safely. Costs nothing when no module came.'''
+    '''Have the zygote import the modules this process imported since the
+    zygote was forked, so that later children have them as a fork child
+    would (a Manager's proxies need hmac and hashlib, say): the standard
+    library's and mpgo's at once, once it is idle; those of installed
+    packages once a probe has found them safe (mpgo._packages: their
+    import might start threads, which would leave the zygote unable to fork
+    safely). A replacement zygote gets only the former. Costs nothing when
+    no module came.'''
     global _synced
     n = len(sys.modules)
     if n == _synced or _zygote is None or _zygote.owner != os.getpid():
         return
     _synced = n
     stdlib = getattr(sys, 'stdlib_module_names', ())
-    names = [name for name in list(sys.modules) if name not in _sent and
-             ((name.partition('.')[0] in stdlib and
-               name.partition('.')[0] not in _NEVER) or _ours(name))]
+    from . import _packages
+    names, packages = [], []
+    for name, module in list(sys.modules.items()):
+        top = name.partition('.')[0]
+        if name in _sent or top in _NEVER:
+            continue
+        if top == __package__:
+            if _ours(name):
+                names.append(name)
+        elif top in stdlib:
+            names.append(name)
+        elif _packages.installed(module):
+            packages.append(name)
     _sent.update(names)
+    _sent.update(packages)
     if names:
         # When idle: the next child may be coming now (a burst of starts).
         preload(names, wait=False, when_idle=True)
+    if packages:
+        try:
+            _get().request(_consts.ZYGOTE_IMPORT | _consts.ZYGOTE_WHEN_IDLE,
+                           [], b''.join(os.fsencode(n) + b'\0'
+                                        for n in packages), reply=False)
+        except _Gone:
+            pass
 
 
 def _ours(name):
@@ -727,6 +747,8 @@ def _serve(sock, parent_pid, spares=None, later=True):
         return 0
     later = list(_LATER_MODULES) if later else []
     idle = []   # blocks of ZYGOTE_WHEN_IDLE imports
+    from . import _packages
+    packages = _packages.Probes(_probe_with(libc))
     poller = select.poll()
     poller.register(sock.fileno(), select.POLLIN)
     spare = _Spares(spares, clone, sock, parent_pid, handlers, libc)
@@ -734,8 +756,16 @@ def _serve(sock, parent_pid, spares=None, later=True):
     while True:
         if served >= SPARE_AFTER and not poller.poll(0):
             spare.make()    # no request waiting: have one ready
-        while (later or idle) and not poller.poll(_IDLE_MS):
-            block = (later or idle).pop(0)
+        while (later or idle or packages.pending()) and \
+                not poller.poll(_IDLE_MS):
+            if later or idle:
+                block, others = _split((later or idle).pop(0))
+                packages.add(others)
+            else:
+                names = packages.step()
+                if names is None:
+                    continue
+                block = b'\0'.join(names)
             if not _import_all(block):
                 return 0
             spare.forward(block)
@@ -951,7 +981,9 @@ class _NoStdlibMultiprocessing(object):
         return None
 
 
-def _import_all(block):
+def _import_all(block, strict=False):
+    '''Import the modules named in block; return whether this process can
+    still fork safely (strict: and every import succeeded).'''
     sys.meta_path.insert(0, _NoStdlibMultiprocessing)
     try:
         for name in block.split(b'\0'):
@@ -959,10 +991,48 @@ def _import_all(block):
                 try:
                     __import__(os.fsdecode(name))
                 except BaseException:
-                    pass
+                    if strict:
+                        return False
     finally:
         sys.meta_path.remove(_NoStdlibMultiprocessing)
-    return _ENGINE[1] not in sys.modules and _single_threaded()
+    if _ENGINE[1] in sys.modules:
+        return False
+    if _single_threaded():
+        return True
+    from . import _packages
+    return _packages.quiet_blas() and _single_threaded()
+
+
+def _split(block):
+    '''Split an import block into the block of the standard library's and
+    mpgo's modules, imported at once, and the names of other packages'
+    modules, tried in a probe first.'''
+    stdlib = getattr(sys, 'stdlib_module_names', ())
+    ours, others = [], []
+    for name in block.split(b'\0'):
+        top = name.partition(b'.')[0]
+        if not name or os.fsdecode(top) in stdlib or top == b'mpgo':
+            ours.append(name)
+        else:
+            others.append(name)
+    return b'\0'.join(ours), others
+
+
+def _probe_with(libc):
+    '''Return probe(names): fork a probe child that tries names (see
+    mpgo._packages) and return its pid.'''
+    from . import _packages
+
+    def try_import(names):
+        return _import_all(b'\0'.join(names), strict=True)
+
+    def probe(names):
+        pid = os.fork()
+        if pid == 0:
+            _packages.run_probe(names, try_import, libc)
+        return pid
+
+    return probe
 
 
 def _make_clone(libc):
