@@ -404,13 +404,20 @@ def sync_modules():
     if names:
         # When idle: the next child may be coming now (a burst of starts).
         preload(names, wait=False, when_idle=True)
-    if packages:
-        try:
-            _get().request(_consts.ZYGOTE_IMPORT | _consts.ZYGOTE_WHEN_IDLE,
-                           [], b''.join(os.fsencode(n) + b'\0'
-                                        for n in packages), reply=False)
-        except _Gone:
-            pass
+    block = b''
+    for name in packages + [None]:
+        # In requests well under the largest a zygote reads.
+        if name is None or len(block) > _consts.ZYGOTE_MAX_MESSAGE // 2:
+            if block:
+                try:
+                    _get().request(_consts.ZYGOTE_IMPORT |
+                                   _consts.ZYGOTE_WHEN_IDLE, [], block,
+                                   reply=False)
+                except _Gone:
+                    return
+            block = b''
+        if name is not None:
+            block += os.fsencode(name) + b'\0'
 
 
 def _ours(name):
@@ -766,6 +773,8 @@ def _serve(sock, parent_pid, spares=None, later=True):
                 if names is None:
                     continue
                 block = b'\0'.join(names)
+            if not block:
+                continue
             if not _import_all(block):
                 return 0
             spare.forward(block)
