@@ -1020,7 +1020,7 @@ def _split(block):
     ours, others = [], []
     for name in block.split(b'\0'):
         top = name.partition(b'.')[0]
-        if not name or os.fsdecode(top) in stdlib or top == b'mpgo':
+        if not name or os.fsdecode(top) in stdlib or top == __package__.encode():
             ours.append(name)
         else:
             others.append(name)
