@@ -1,7 +1,8 @@
 """Installed packages the parent imported reach the zygote (mpgo._packages):
 tried in a probe first, imported by the zygote only if that raised
 nothing, started no thread (OpenBLAS's pool stopped as at a fork) and
-loaded no engine."""
+loaded no engine, and not at all if what they import was refused, even
+where they caught the ImportError."""
 
 import os
 
@@ -19,21 +20,25 @@ PROGRAM = '''
     import time
 
     import numpy as np
+    import trypkg
     import plainpkg
     import threadpkg
     import enginepkg
     from mpgo import zygote
 
-    NAMES = ('plainpkg', 'numpy', 'threadpkg', 'enginepkg')
+    NAMES = ('plainpkg', 'numpy', 'threadpkg', 'enginepkg', 'trypkg',
+             'halfpkg', 'halfpkg.log')
 
     def which(q):
         # Imports nothing: what it finds, it has from the zygote.
         q.put([name for name in NAMES if name in sys.modules])
 
     def work(q):
+        import halfpkg
+        whole = sys.modules['halfpkg.log'].halfpkg is halfpkg is trypkg.halfpkg
         a = np.arange(9.0).reshape(3, 3)
         q.put((float((a @ a).trace()), threadpkg.STARTED, enginepkg.NAME,
-               plainpkg.NAME))
+               plainpkg.NAME, whole))
 
     def run(target, q):
         p = mp.Process(target=target, args=(q,))
@@ -60,7 +65,7 @@ PROGRAM = '''
         time.sleep(1)    # the other probes end
         print(run(which, q) == (['plainpkg', 'numpy'] if blas_quietable()
                                 else ['plainpkg']))
-        print(first == run(work, q) == (180.0, True, 'enginepkg', 'plain'))
+        print(first == run(work, q) == (180.0, True, 'enginepkg', 'plain', True))
         with open('/proc/%d/maps' % zpid) as f:
             maps = f.read()
         print(zygote.zygote_pid() == zpid,
@@ -82,6 +87,26 @@ def test_installed_packages_are_preloaded_when_safe(tmp_path):
     write_script(site, 'enginepkg.py', '''
         import multiprocessing.synchronize
         NAME = 'enginepkg'
+    ''')
+    # multiprocess's shape: a package that tries another, whose first
+    # submodule holds on to its package, and whose next one needs the
+    # engine. The zygote must not keep the half that imported.
+    write_script(site, 'trypkg.py', '''
+        try:
+            import halfpkg
+        except ImportError:
+            halfpkg = None
+    ''')
+    (site / 'halfpkg').mkdir()
+    write_script(site / 'halfpkg', '__init__.py', '''
+        from . import log
+        from . import core
+    ''')
+    write_script(site / 'halfpkg', 'log.py', '''
+        import halfpkg
+    ''')
+    write_script(site / 'halfpkg', 'core.py', '''
+        import multiprocessing.synchronize
     ''')
     write_script(site, 'plainpkg.py', '''
         NAME = 'plain'

@@ -974,10 +974,13 @@ class _NoStdlibMultiprocessing(object):
     (concurrent.futures.process) is left to the children, which import it
     with their own `multiprocessing`. It refuses the engine too.'''
 
-    @staticmethod
-    def find_spec(name, path=None, target=None):
+    refused = 0     # refusals so far: _import_all undoes an import they hit
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
         if name == 'multiprocessing' or name.startswith('multiprocessing.'):
             if sys.modules.get(name) is None:
+                cls.refused += 1
                 raise ModuleNotFoundError('not preloaded by the zygote: %s'
                                           % name, name=name)
         if name in _ENGINE:
@@ -985,6 +988,7 @@ class _NoStdlibMultiprocessing(object):
             # import is left to the children. Refused at mpgo._engine, the
             # engine's one door, which would fork a zygote of its own here
             # before it loads Go (before_engine()).
+            cls.refused += 1
             raise ImportError('the zygote does not load the engine',
                               name=name)
         return None
@@ -992,18 +996,33 @@ class _NoStdlibMultiprocessing(object):
 
 def _import_all(block, strict=False):
     '''Import the modules named in block; return whether this process can
-    still fork safely (strict: and every import succeeded).'''
-    sys.meta_path.insert(0, _NoStdlibMultiprocessing)
+    still fork safely (strict: and every import succeeded).
+
+    An import that raised, or that hit a refusal of _NoStdlibMultiprocessing
+    even if its package caught the ImportError (multiprocess does, around
+    dill), is undone: every module it added leaves sys.modules. Kept, the
+    half-imported rest would be what children find, where a fresh process
+    imports the whole package, with its own multiprocessing (dill.logger
+    naming a `dill` module that failed: mpire's workers died on it).'''
+    finder = _NoStdlibMultiprocessing
+    sys.meta_path.insert(0, finder)
     try:
         for name in block.split(b'\0'):
-            if name:
-                try:
-                    __import__(os.fsdecode(name))
-                except BaseException:
-                    if strict:
-                        return False
+            if not name:
+                continue
+            before, refused = set(sys.modules), finder.refused
+            try:
+                __import__(os.fsdecode(name))
+                failed = finder.refused != refused
+            except BaseException:
+                failed = True
+            if failed:
+                for added in set(sys.modules) - before:
+                    del sys.modules[added]
+                if strict:
+                    return False
     finally:
-        sys.meta_path.remove(_NoStdlibMultiprocessing)
+        sys.meta_path.remove(finder)
     if _ENGINE[1] in sys.modules:
         return False
     if _single_threaded():
