@@ -1008,11 +1008,12 @@ def _import_all(block, strict=False):
     sys.meta_path.insert(0, finder)
     try:
         for name in block.split(b'\0'):
-            if not name:
-                continue
+            name = os.fsdecode(name)
+            if not name or sys.modules.get(name) is not None:
+                continue    # most of a package's names come with its first
             before, refused = set(sys.modules), finder.refused
             try:
-                __import__(os.fsdecode(name))
+                __import__(name)
                 failed = finder.refused != refused
             except BaseException:
                 failed = True
