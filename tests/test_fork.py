@@ -337,6 +337,58 @@ def test_children_draw_their_own_random_numbers(tmp_path, method):
     assert res.stdout == 'distinct 7\n'
 
 
+# The parent's logging configuration, as a fork child has it: a
+# basicConfig() handler on stderr, a FileHandler, levels and a silenced
+# logger; spawn and forkserver children have only what __main__'s import
+# sets up (nothing, here: the configuration is under the guard).
+LOGGING = '''
+    import logging
+    import os
+    import multiprocessing as mp
+
+    log = logging.getLogger('app')
+
+    def work(x):
+        # Not the number: mpgo's pool numbers its workers from 1.
+        name = mp.current_process().name.partition('-')[0]
+        log.info('info %d from %s', x, name)
+        log.debug('debug %d', x)
+        logging.getLogger('app.quiet').warning('silenced %d', x)
+        return x
+
+    if __name__ == '__main__':
+        ctx = mp.get_context(os.environ['METHOD'])
+        logging.basicConfig(level=logging.INFO,
+                            format='%(levelname)s:%(name)s:%(message)s')
+        fh = logging.FileHandler('app.log', 'w')
+        fh.setFormatter(logging.Formatter('{levelname} {message}', style='{'))
+        log.addHandler(fh)
+        logging.getLogger('app.quiet').disabled = True
+        log.info('parent')
+        p = ctx.Process(target=work, args=(1,), name='child')
+        p.start()
+        p.join()
+        with ctx.Pool(1) as pool:
+            pool.map(work, [2])
+        fh.close()
+        print(open('app.log').read(), end='')
+'''
+
+
+@pytest.mark.parametrize('method', METHODS)
+def test_children_log_as_the_parent_configured(tmp_path, method):
+    res = _compare([_write(tmp_path / 'prog.py', LOGGING)], method,
+                   str(tmp_path))
+    if method == 'fork':
+        assert res.stdout.splitlines() == [
+            'INFO parent', 'INFO info 1 from child',
+            'INFO info 2 from ForkPoolWorker'], res.stdout
+        assert 'INFO:app:info 1 from child' in res.stderr, res.stderr
+        assert 'silenced' not in res.stderr and 'debug' not in res.stderr
+    else:
+        assert res.stdout.splitlines() == ['INFO parent'], res.stdout
+
+
 def test_stdin_program(tmp_path):
     '''A program read from stdin (python - < prog) runs as under fork.'''
     code = textwrap.dedent(LAYOUT)

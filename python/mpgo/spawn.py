@@ -247,6 +247,12 @@ def get_preparation_data(name, fork=False):
     if util._logger is not None:
         d['log_level'] = util._logger.getEffectiveLevel()
 
+    if fork:
+        from . import _logstate
+        logging_state = _logstate.snapshot()
+        if logging_state is not None:
+            d['mpgo_logging'] = logging_state
+
     sys_path = sys.path.copy()
     try:
         i = sys_path.index('')
@@ -333,6 +339,10 @@ def prepare(data):
 
     if 'orig_dir' in data:
         process.ORIGINAL_DIR = data['orig_dir']
+
+    if 'mpgo_logging' in data:
+        from . import _logstate
+        _logstate.restore(data['mpgo_logging'])
 
     if 'start_method' in data:
         set_start_method(data['start_method'], force=True)
