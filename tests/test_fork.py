@@ -349,9 +349,7 @@ LOGGING = '''
     log = logging.getLogger('app')
 
     def work(x):
-        # Not the number: mpgo's pool numbers its workers from 1.
-        name = mp.current_process().name.partition('-')[0]
-        log.info('info %d from %s', x, name)
+        log.info('info %d from %s', x, mp.current_process().name)
         log.debug('debug %d', x)
         logging.getLogger('app.quiet').warning('silenced %d', x)
         return x
@@ -382,11 +380,41 @@ def test_children_log_as_the_parent_configured(tmp_path, method):
     if method == 'fork':
         assert res.stdout.splitlines() == [
             'INFO parent', 'INFO info 1 from child',
-            'INFO info 2 from ForkPoolWorker'], res.stdout
+            'INFO info 2 from ForkPoolWorker-2'], res.stdout
         assert 'INFO:app:info 1 from child' in res.stderr, res.stderr
         assert 'silenced' not in res.stderr and 'debug' not in res.stderr
     else:
         assert res.stdout.splitlines() == ['INFO parent'], res.stdout
+
+
+# Process names count on across a program: a pool's workers are numbered
+# with its other processes, as CPython's process counter numbers them.
+NAMES = '''
+    import os
+    import multiprocessing as mp
+
+    def who(_):
+        return mp.current_process().name
+
+    if __name__ == '__main__':
+        ctx = mp.get_context(os.environ['METHOD'])
+        p = ctx.Process(target=who, args=(0,))
+        p.start()
+        p.join()
+        with ctx.Pool(2) as pool:
+            names = sorted(w.name for w in pool._pool)
+            print(names, set(pool.map(who, range(8))) <= set(names))
+        print(p.name, ctx.Process().name)
+'''
+
+
+@pytest.mark.parametrize('method', METHODS)
+def test_process_and_pool_worker_names(tmp_path, method):
+    res = _compare([_write(tmp_path / 'prog.py', NAMES)], method,
+                   str(tmp_path))
+    kind = {'fork': 'Fork', 'spawn': 'Spawn', 'forkserver': 'ForkServer'}
+    workers = ['%sPoolWorker-%d' % (kind[method], i) for i in (2, 3)]
+    assert res.stdout.splitlines()[0] == '%s True' % workers, res.stdout
 
 
 def test_stdin_program(tmp_path):

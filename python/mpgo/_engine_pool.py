@@ -102,7 +102,11 @@ def _core_worker(initializer, initargs, wrap_exception):
     from . import _engine, process
     spec = os.environ.pop('MPGO_POOL_WORKER').split()
     me = process.current_process()
-    me.name = '%s-%s' % (me.name, spec[5])
+    # The pool's first worker has the identity the parent gave the pool's
+    # Process; the engine's serial (1, 2, ..., replacements after) counts
+    # on from it, as CPython's process counter does for its workers.
+    me._identity = _nth_identity(me._identity, int(spec[5]) - 1)
+    me.name = '%s-%s' % (me.name, ':'.join(str(i) for i in me._identity))
     w = _engine.fast.PoolWorker(' '.join(spec[:5]))
     maxtasks = int(spec[4])
     dumps = reduction.ForkingPickler.dumps
@@ -154,6 +158,12 @@ def _core_worker(initializer, initargs, wrap_exception):
     util.debug('worker exiting after %d tasks' % completed)
 
 
+def _nth_identity(first, n):
+    '''The process identity n after first (a tuple: the parent's, then a
+    count).'''
+    return first[:-1] + (first[-1] + n,)
+
+
 def _worker_name(ctx):
     '''The name of a pool worker under ctx, as CPython's: ForkPoolWorker,
     SpawnPoolWorker, ForkServerPoolWorker.'''
@@ -166,9 +176,10 @@ class _WorkerInfo(object):
     daemon = True
     exitcode = None
 
-    def __init__(self, slot, pid, name):
+    def __init__(self, slot, pid, name, first):
         self.pid = pid
-        self.name = '%s-%d' % (name, slot + 1)
+        self.name = '%s-%s' % (name, ':'.join(
+            str(i) for i in _nth_identity(first, slot)))
 
     def is_alive(self):
         try:
@@ -239,7 +250,7 @@ class _CorePool(object):
     def __init__(self, ctx, processes, initializer, initargs, maxtasks,
                  wrap_exception, cache):
         import binascii
-        from . import spawn, zygote
+        from . import process, spawn, zygote
         from .context import set_spawning_popen
         method = ctx.get_start_method()
         fork = method == 'fork'
@@ -280,6 +291,11 @@ class _CorePool(object):
         p = ctx.Process(target=_core_worker,
                         args=(initializer, initargs, wrap_exception))
         self.worker_name = p.name = _worker_name(ctx)
+        # p has the first worker's number; the others', as in CPython,
+        # come next from the program's process counter.
+        self.first_identity = p._identity
+        for _ in range(processes - 1):
+            next(process._process_counter)
         p.daemon = True
         data = _SpawnData()
         # The workers are of the pool's context (its objects may go to them).
@@ -334,7 +350,7 @@ class _CorePool(object):
             pids = json.loads(self.call('PoolPids', self.h))
         except Exception:
             return []
-        return [_WorkerInfo(slot, pid, self.worker_name)
+        return [_WorkerInfo(slot, pid, self.worker_name, self.first_identity)
                 for slot, pid in enumerate(pids) if pid]
 
     # -- submitting (caller threads and the feeder) --
