@@ -30,10 +30,10 @@ def snapshot():
     if logging is None:
         return None
     root = logging.root
-    Logger = logging.Logger
+    Logger = logging.Logger     # loggerDict holds PlaceHolders too
     changed = [(name, lg) for name, lg in list(root.manager.loggerDict.items())
-               if type(lg) is not logging.PlaceHolder and isinstance(lg, Logger)
-               and (lg.handlers or lg.level or lg.disabled or not lg.propagate)]
+               if isinstance(lg, Logger) and
+               (lg.handlers or lg.level or lg.disabled or not lg.propagate)]
     if not (changed or root.handlers or root.manager.disable or
             root.level != logging.WARNING or root.disabled):
         return None
