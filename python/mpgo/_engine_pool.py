@@ -106,7 +106,7 @@ def _core_worker(initializer, initargs, wrap_exception):
     # Process; the engine's serial (1, 2, ..., replacements after) counts
     # on from it, as CPython's process counter does for its workers.
     me._identity = _nth_identity(me._identity, int(spec[5]) - 1)
-    me.name = '%s-%s' % (me.name, ':'.join(str(i) for i in me._identity))
+    me.name = _numbered(me.name, me._identity)
     w = _engine.fast.PoolWorker(' '.join(spec[:5]))
     maxtasks = int(spec[4])
     dumps = reduction.ForkingPickler.dumps
@@ -164,6 +164,11 @@ def _nth_identity(first, n):
     return first[:-1] + (first[-1] + n,)
 
 
+def _numbered(name, identity):
+    '''name-identity, as BaseProcess names a process: ForkPoolWorker-5:2.'''
+    return '%s-%s' % (name, ':'.join(str(i) for i in identity))
+
+
 def _worker_name(ctx):
     '''The name of a pool worker under ctx, as CPython's: ForkPoolWorker,
     SpawnPoolWorker, ForkServerPoolWorker.'''
@@ -178,8 +183,7 @@ class _WorkerInfo(object):
 
     def __init__(self, slot, pid, name, first):
         self.pid = pid
-        self.name = '%s-%s' % (name, ':'.join(
-            str(i) for i in _nth_identity(first, slot)))
+        self.name = _numbered(name, _nth_identity(first, slot))
 
     def is_alive(self):
         try:
